@@ -1,0 +1,287 @@
+"""The Lightning data module: feature store -> tensors, splits, index batches.
+
+Features never pass through the data loaders: they are handed to the model once
+(:attr:`RankingDataModule.features`) and kept there as buffers, on the accelerator when the
+model moves. Loaders serve only account-row indices:
+
+- training: ``[batch, 2 + n]`` rows ``(brand, positive, negatives...)`` from a
+  :mod:`bamir.samplers` sampler, shuffled per epoch with a generator seeded by
+  ``(seed, epoch)`` so an interrupted run resumes to the same batches;
+- evaluation: dicts ``brands [b]``, ``candidates [C]``, ``labels [b, C]`` and
+  ``hard_negatives [b, C]`` (candidates that are positives of another evaluated brand of the
+  same category), scored as one matrix by the model.
+
+Splits follow the "discover" protocol: brand-disjoint train and test brands, each test brand
+ranked against all test candidates. A validation split is carved from the training brands
+(``val_fraction``, ``val_seed``; stratified by category when categories are known), and
+validated the same way: its brands against the influencers of all its brands.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bamir.features.store import FeatureStore, StoreError
+from bamir.samplers import NegativeSampler, TrainingData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSplit:
+    """Brands ranked against one candidate list, with their labels."""
+
+    brands: Tensor  # [B] account rows
+    candidates: Tensor  # [C] account rows
+    labels: Tensor  # [B, C] bool
+    hard_negatives: Tensor | None  # [B, C] bool, None when categories are unknown
+
+    def __len__(self) -> int:
+        return len(self.brands)
+
+
+class _EvalBatches(Dataset):
+    def __init__(self, split: EvalSplit, batch_size: int):
+        self.split, self.batch_size = split, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def __getitem__(self, i: int) -> dict[str, Tensor]:
+        rows = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        batch = {
+            "brands": self.split.brands[rows],
+            "candidates": self.split.candidates,
+            "labels": self.split.labels[rows],
+        }
+        if self.split.hard_negatives is not None:
+            batch["hard_negatives"] = self.split.hard_negatives[rows]
+        return batch
+
+
+class _Rows(Dataset):
+    """Index rows of the current epoch; ``dataset[idx]`` is a whole batch (no collate)."""
+
+    def __init__(self):
+        self.rows = torch.empty(0, 3, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx: Tensor) -> Tensor:
+        return self.rows[idx]
+
+
+class EpochBatchSampler(Sampler):
+    """Yields one index tensor per batch; resamples negatives and reshuffles in ``set_epoch``.
+
+    ``rank``/``world_size`` give each process its share of every epoch's batches.
+    """
+
+    def __init__(self, rows: _Rows, sampler: NegativeSampler, data: TrainingData, batch_size: int, seed: int,
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1):
+        self.rows, self.sampler, self.data = rows, sampler, data
+        self.batch_size, self.seed, self.drop_last = batch_size, seed, drop_last
+        self.rank, self.world_size = rank, world_size
+        self._sampled_epoch: int | None = None
+        self.set_epoch(0)
+
+    def _generator(self, epoch: int, stream: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 101 + stream)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        draw_epoch = epoch if self.sampler.resample_every_epoch else 0
+        if self._sampled_epoch != draw_epoch:
+            self.rows.rows = self.sampler.sample(self.data, self._generator(draw_epoch, 1))
+            self._sampled_epoch = draw_epoch
+
+    def _batches(self) -> list[Tensor]:
+        order = torch.randperm(len(self.rows), generator=self._generator(self.epoch, 2))
+        batches = list(order.split(self.batch_size))
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
+        return batches[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world_size > 1 else batches
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+class RankingDataModule(L.LightningDataModule):
+    """Loads a feature store and serves the training, validation and test splits.
+
+    Args:
+        store: feature store folder.
+        sampler: the negative sampler (a ``conf/sampler`` config).
+        split: name of the split in the store (``discover``).
+        val_fraction: share of training brands held out for validation (0 disables).
+        val_seed: seed of the validation carve.
+        batch_size: training rows per batch.
+        eval_batch_size: brands per evaluation batch.
+        seed: seed of sampling and shuffling.
+        modalities: restrict to these modalities (default: all in the store).
+    """
+
+    def __init__(
+        self,
+        store: str,
+        sampler: NegativeSampler,
+        split: str = "discover",
+        val_fraction: float = 0.2,
+        val_seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int = 256,
+        seed: int = 24,
+        modalities: list[str] | None = None,
+    ):
+        super().__init__()
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.store_dir = Path(store)
+        self.sampler = sampler
+        self.split_name = split
+        self.val_fraction, self.val_seed = val_fraction, val_seed
+        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.wanted_modalities = list(modalities) if modalities is not None else None
+        self._ready = False
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        store = FeatureStore(self.store_dir)
+        self.store = store
+        accounts = store.accounts
+        self.account_ids = accounts["account_id"].tolist()
+        self.row_of = {a: i for i, a in enumerate(self.account_ids)}
+        n = len(self.account_ids)
+        categories = sorted({c for c in accounts["category"] if c})
+        self.categories = categories
+        cat_index = {c: k for k, c in enumerate(categories)}
+        self.category = torch.tensor([cat_index.get(c, -1) for c in accounts["category"]], dtype=torch.long)
+        self.is_brand = torch.tensor((accounts["kind"] == "brand").to_numpy())
+
+        splits = store.splits
+        if self.split_name not in splits:
+            raise StoreError(f"{store.root / 'splits.json'}: no split {self.split_name!r}; it has {sorted(splits)}")
+        split = splits[self.split_name]
+        pairs = store.pairs
+        pair_b = torch.tensor([self.row_of[b] for b in pairs["brand"]], dtype=torch.long)
+        pair_i = torch.tensor([self.row_of[i] for i in pairs["influencer"]], dtype=torch.long)
+        self.pair_rows = (pair_b, pair_i)
+
+        train_brands = torch.tensor([self.row_of[b] for b in split["train_brands"]], dtype=torch.long)
+        val_brands, fit_brands = self._carve_validation(train_brands)
+        in_fit = torch.isin(pair_b, fit_brands)
+        if not in_fit.any():
+            raise StoreError(f"{store.root}: split {self.split_name!r} has no training positives")
+        pool = torch.unique(pair_i[in_fit])
+        self.train_data = TrainingData(
+            brands=pair_b[in_fit], positives=pair_i[in_fit], pool=pool, category=self.category,
+            num_accounts=n, triplet_sets={name: store.load_triplets(name) for name in store.triplet_sets},
+        )
+        self.val_split = self._eval_split(val_brands, None) if len(val_brands) else None
+        test_brands = torch.tensor([self.row_of[b] for b in split["test_brands"]], dtype=torch.long)
+        test_candidates = torch.tensor([self.row_of[i] for i in split["test_candidates"]], dtype=torch.long)
+        self.test_split = self._eval_split(test_brands, test_candidates) if len(test_brands) else None
+
+        self.features, self.partial_modalities = self._load_features(store)
+        self._rows = _Rows()
+        self._ready = True
+        log.info(
+            "data: %d accounts, %d training positives from %d brands, pool %d, val %d brands, test %d brands; "
+            "modalities %s", n, len(self.train_data.brands), len(fit_brands), len(pool),
+            len(val_brands), len(test_brands), {k: v.shape[1] for k, v in self.features.items()},
+        )
+
+    def _carve_validation(self, train_brands: Tensor) -> tuple[Tensor, Tensor]:
+        if self.val_fraction == 0:
+            return train_brands[:0], train_brands
+        rng = np.random.default_rng(self.val_seed)
+        brands = train_brands.numpy()
+        cats = self.category[train_brands].numpy()
+        chosen: list[int] = []
+        for c in np.unique(cats):  # stratified by category (unknown = one stratum)
+            members = brands[cats == c]
+            k = int(round(self.val_fraction * len(members)))
+            chosen.extend(rng.choice(members, size=k, replace=False).tolist())
+        val = torch.tensor(sorted(chosen), dtype=torch.long)
+        fit = train_brands[~torch.isin(train_brands, val)]
+        return val, fit
+
+    def _eval_split(self, brands: Tensor, candidates: Tensor | None) -> EvalSplit:
+        pair_b, pair_i = self.pair_rows
+        if candidates is None:  # validation: the influencers of all its brands
+            candidates = torch.unique(pair_i[torch.isin(pair_b, brands)])
+        n = len(self.account_ids)
+        keys = torch.unique(pair_b * n + pair_i)
+        labels = torch.isin(brands[:, None] * n + candidates[None, :], keys)
+        hard = None
+        cat = self.category[brands]
+        if (cat >= 0).all():
+            # candidate c is a hard negative of brand b when it is a positive of another
+            # evaluated brand of b's category and not a positive of b
+            cat_of_pos = torch.zeros(len(self.categories), len(candidates), dtype=torch.bool)
+            rows, cols = labels.nonzero(as_tuple=True)
+            cat_of_pos[cat[rows], cols] = True
+            hard = cat_of_pos[cat] & ~labels
+        missing = labels.sum(1) == 0
+        if missing.any():
+            log.warning("%d evaluation brands have no positive among the candidates", int(missing.sum()))
+        return EvalSplit(brands, candidates, labels, hard)
+
+    def _load_features(self, store: FeatureStore) -> tuple[dict[str, Tensor], dict[str, int]]:
+        """Modalities present for every account that is ever encoded; others reported as partial."""
+        names = self.wanted_modalities or store.modalities
+        needed = torch.zeros(len(self.account_ids), dtype=torch.bool)
+        needed[self.train_data.brands] = True
+        needed[self.train_data.pool] = True
+        for split in (self.val_split, self.test_split):
+            if split is not None:
+                needed[split.brands] = True
+                needed[split.candidates] = True
+        features, partial = {}, {}
+        for name in names:
+            modality = store.load_modality(name)
+            covered = modality.present | ~needed
+            if covered.all():
+                features[name] = modality.features
+            else:
+                partial[name] = int((~covered).sum())
+                log.warning("modality %r is missing for %d accounts the model encodes: not used", name, partial[name])
+        return features, partial
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {name: int(x.shape[1]) for name, x in self.features.items()}
+
+    # ------------------------------------------------------------------ loaders
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        batches = EpochBatchSampler(self._rows, self.sampler, self.train_data, self.batch_size, self.seed,
+                                    rank=rank, world_size=world)
+        return DataLoader(self._rows, sampler=batches, batch_size=None)
+
+    def _eval_loader(self, split: EvalSplit | None) -> DataLoader:
+        if split is None:
+            return []  # Lightning skips an empty loader
+        return DataLoader(_EvalBatches(split, self.eval_batch_size), batch_size=None)
+
+    def val_dataloader(self):
+        return self._eval_loader(self.val_split)
+
+    def test_dataloader(self):
+        return self._eval_loader(self.test_split)

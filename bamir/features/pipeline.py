@@ -1,0 +1,193 @@
+"""Raw dataset -> feature store: run each configured stage only when its output is missing or stale.
+
+``stages_cfg`` maps a stage name to a Hydra config with a ``_target_`` (the stage class,
+e.g. ``bamir.features.topic.TopicStage``) and its arguments; an entry that is null,
+not a mapping (e.g. the features group's ``name``), or has ``enabled: false`` is skipped.
+Already-built stage objects are accepted too.
+
+For each stage the pipeline computes
+
+* ``config`` = ``stage.config()`` (plain data; its hash is the manifest's ``config_hash``),
+* ``inputs`` = hash of ``stage.inputs_hash(raw)`` and, for a stage that fits something
+  (``stage.fitted``, default True), of the split's training accounts,
+
+and skips the stage when :meth:`FeatureStore.is_fresh` holds for every modality it writes.
+Otherwise the stage runs with a work folder ``<store>/work/<stage>/<hash of config and
+inputs>/`` (fitted models, image shards: a rerun after a kill resumes there), its
+modalities are written atomically with their time, counts, skipped inputs and note, the
+work folder's files are recorded as an artifact of the manifest, and older work folders of
+that stage are removed.
+
+Per stage the manifest also gets ``counts["peak_rss_mib"]``: the peak resident memory of
+the preparing process during that stage (Linux; DataLoader worker processes not included).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from bamir.data.schema import DATASET_FILE, RawDataset
+from bamir.features.common import train_accounts
+from bamir.features.store import FeatureStore
+from bamir.utils import file_hash, stable_hash
+
+log = logging.getLogger("bamir.prepare")
+
+WORK_DIR = "work"
+
+
+def load_stages(stages_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Instantiate the configured stages, in config order (see the module docstring)."""
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    stages: dict[str, Any] = {}
+    for name, cfg in stages_cfg.items():
+        if cfg is None:
+            continue
+        if hasattr(cfg, "run") and hasattr(cfg, "config"):
+            stages[str(name)] = cfg
+            continue
+        if isinstance(cfg, DictConfig):
+            cfg = OmegaConf.to_container(cfg, resolve=True)
+        if not isinstance(cfg, Mapping) or "_target_" not in cfg:
+            continue
+        cfg = dict(cfg)
+        if not cfg.pop("enabled", True):
+            continue
+        stages[str(name)] = instantiate(cfg, _convert_="all")
+    return stages
+
+
+def stage_inputs_hash(stage: Any, raw: RawDataset, train_hash: str) -> str:
+    """The inputs hash the store records for ``stage``: its raw inputs and, if it fits, the split."""
+    return stable_hash([stage.inputs_hash(raw), train_hash if getattr(stage, "fitted", True) else None])
+
+
+def prepare(
+    raw_root: str | Path,
+    store_root: str | Path,
+    stages_cfg: Mapping[str, Any],
+    split: str = "discover",
+    *,
+    progress: bool = True,
+    report: dict[str, Any] | None = None,
+) -> FeatureStore:
+    """Create or update the feature store at ``store_root`` from the raw dataset at ``raw_root``.
+
+    Returns the store. When ``report`` is a dict it is filled with, per stage,
+    ``{"status": "fresh" | "computed", "seconds": float, "modalities": [...]}``.
+    """
+    raw_root, store_root = Path(raw_root), Path(store_root)
+    start = time.perf_counter()
+    raw = RawDataset.load(raw_root)
+    dataset = {**{k: v for k, v in raw.info.items() if not isinstance(v, (dict, list))}, "raw_root": str(raw_root), "split": split}
+    store = FeatureStore.create(store_root, raw.accounts, raw.pairs, raw.splits, dataset=dataset)
+    accounts = store.account_ids
+    train = train_accounts(raw, split)
+    train_hash = stable_hash(sorted(train))
+    stages = load_stages(stages_cfg)
+    log.info("prepare: %d accounts (%d training accounts of split %r), %d stages, store %s",
+             len(accounts), len(train), split, len(stages), store_root)
+    report = report if report is not None else {}
+    for position, (name, stage) in enumerate(stages.items(), 1):
+        config = stage.config()
+        inputs = stage_inputs_hash(stage, raw, train_hash)
+        modalities = tuple(stage.modalities)
+        tag = f"[{position}/{len(stages)}] {name}"
+        if all(store.is_fresh(m, config, inputs) for m in modalities):
+            log.info("%s: up to date (%s)", tag, ", ".join(modalities))
+            report[name] = {"status": "fresh", "seconds": 0.0, "modalities": list(modalities)}
+            continue
+        if hasattr(stage, "progress"):
+            stage.progress = progress
+        key = stable_hash([config, inputs])[:16]
+        stage_dir = store_root / WORK_DIR / name
+        workdir = stage_dir / key
+        workdir.mkdir(parents=True, exist_ok=True)
+        log.info("%s: computing %s", tag, ", ".join(modalities))
+        _reset_peak_rss()
+        t0 = time.perf_counter()
+        outputs = stage.run(raw, accounts, train, workdir)
+        seconds = time.perf_counter() - t0
+        peak = _peak_rss_mib()
+        missing = [m for m in modalities if m not in outputs]
+        if missing:
+            raise RuntimeError(f"stage {name!r} did not return modalities {missing}")
+        for modality in modalities:
+            out = outputs[modality]
+            counts = dict(out.counts)
+            if peak is not None:
+                counts["peak_rss_mib"] = peak
+            store.write_modality(modality, out.features, out.present, config=config, inputs_hash=inputs,
+                                 seconds=round(seconds, 3), counts=counts, skipped=out.skipped, note=out.note)
+            if out.skipped:
+                log.info("%s: %s skipped %s", tag, modality, out.skipped)
+            if out.note:
+                log.info("%s: %s", tag, out.note)
+        store.record_artifact(name, {
+            "workdir": str(workdir.relative_to(store_root)),
+            "modalities": list(modalities),
+            "config_hash": stable_hash(config),
+            "inputs_hash": inputs,
+            "files": {str(p.relative_to(workdir)): file_hash(p) for p in sorted(workdir.rglob("*")) if p.is_file()},
+        })
+        for old in stage_dir.iterdir():
+            if old.is_dir() and old.name != key:
+                shutil.rmtree(old, ignore_errors=True)
+        log.info("%s: done in %.1fs%s", tag, seconds, f", peak RSS {peak} MiB" if peak is not None else "")
+        report[name] = {"status": "computed", "seconds": seconds, "modalities": list(modalities)}
+    log.info("prepare: finished in %.1fs; store %s", time.perf_counter() - start, store)
+    return store
+
+
+def ensure_features(
+    raw_root: str | Path,
+    store_root: str | Path,
+    stages_cfg: Mapping[str, Any],
+    split: str = "discover",
+    generate: Mapping[str, Any] | Callable[[], Any] | None = None,
+    progress: bool = False,
+) -> FeatureStore:
+    """For the training app: make sure the store has every configured modality, fresh.
+
+    When the raw dataset is missing and ``generate`` is given (a Hydra config with a
+    ``_target_``, or a callable), it is generated first. Fresh stages are only checked
+    (hashes), never recomputed.
+    """
+    if not (Path(raw_root) / DATASET_FILE).is_file():
+        if generate is None:
+            raise FileNotFoundError(f"{raw_root}: no raw dataset ({DATASET_FILE} missing) and nothing to generate it")
+        log.info("raw dataset %s missing: generating it", raw_root)
+        if callable(generate):
+            generate()
+        else:
+            from hydra.utils import instantiate
+
+            instantiate(generate)
+        if not (Path(raw_root) / DATASET_FILE).is_file():
+            raise FileNotFoundError(f"{raw_root}: the generator ran but wrote no {DATASET_FILE} there")
+    return prepare(raw_root, store_root, stages_cfg, split, progress=progress)
+
+
+def _reset_peak_rss() -> None:
+    try:  # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mib() -> int | None:
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        return None
+    return None

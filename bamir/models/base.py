@@ -1,0 +1,138 @@
+"""What every ranker shares: features as buffers, matrix scoring, evaluation, optimisation."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from bamir.metrics import RankingMetrics
+
+
+class RankingModule(L.LightningModule):
+    """Base class of all rankers (learned or not).
+
+    Subclasses implement :meth:`branch_scores`, the score of every brand against every
+    candidate, split by branch (the total score is their sum, and the split is what the
+    ranking app shows as each branch's contribution). Learned rankers also implement
+    :meth:`training_step`.
+
+    The feature matrices are attached once with :meth:`attach_features` as non-persistent
+    buffers: they move with the module to the accelerator and stay out of checkpoints.
+
+    Args:
+        optimizer: a partial of a ``torch.optim`` class (``_partial_: true`` in config); None for unlearned models.
+        scheduler: a partial of a ``torch.optim.lr_scheduler`` class, stepped once per epoch.
+        seed: base seed; the global RNG is reseeded from ``(seed, epoch)`` at each epoch start so that
+            dropout is the same whether a run was interrupted and resumed or not.
+    """
+
+    def __init__(self, optimizer: Callable | None = None, scheduler: Callable | None = None, seed: int = 24):
+        super().__init__()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.seed = seed
+        self.feature_names: list[str] = []
+        self.val_metrics = RankingMetrics()
+        self.test_metrics = RankingMetrics()
+
+    # ------------------------------------------------------------------ features
+    def attach_features(self, features: dict[str, Tensor]) -> None:
+        """Keep the store's matrices ``{modality: [N, dim]}`` as buffers (not saved in checkpoints)."""
+        device = next((b.device for b in self.buffers()), None) or next(
+            (p.device for p in self.parameters()), torch.device("cpu")
+        )
+        for name, matrix in features.items():
+            self.register_buffer(f"features_{name}", matrix.to(device), persistent=False)
+        self.feature_names = sorted(set(self.feature_names) | set(features))
+
+    def features(self, name: str, rows: Tensor) -> Tensor:
+        """Rows of one modality: ``rows [*] -> [*, dim]``."""
+        try:
+            matrix = getattr(self, f"features_{name}")
+        except AttributeError:
+            raise RuntimeError(f"modality {name!r} was not attached; attached: {self.feature_names}") from None
+        return matrix[rows]
+
+    # ------------------------------------------------------------------ scoring
+    def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
+        """``{branch: [B, C]}`` scores of brands ``[B]`` against candidates ``[C]`` (account rows)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score_matrix(self, brands: Tensor, candidates: Tensor) -> Tensor:
+        """``[B, C]`` total score: the sum of the branch scores."""
+        return torch.stack(list(self.branch_scores(brands, candidates).values())).sum(0)
+
+    # ------------------------------------------------------------------ evaluation
+    def _eval_step(self, batch: dict[str, Tensor], metrics: RankingMetrics) -> None:
+        scores = self.score_matrix(batch["brands"], batch["candidates"])
+        metrics.update(scores.float(), batch["labels"], batch.get("hard_negatives"))
+
+    def _eval_epoch_end(self, metrics: RankingMetrics, prefix: str) -> dict[str, Tensor]:
+        values = {f"{prefix}/{k}": v.float() for k, v in metrics.compute().items()}
+        self.log_dict(values, sync_dist=False)
+        metrics.reset()
+        return values
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, self.val_metrics)
+
+    def on_validation_epoch_end(self):
+        self._eval_epoch_end(self.val_metrics, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, self.test_metrics)
+
+    def on_test_epoch_end(self):
+        self._eval_epoch_end(self.test_metrics, "test")
+
+    # ------------------------------------------------------------------ training
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed(self.seed * 7919 + self.current_epoch)
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            return None
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["bamir_model"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+
+def load_checkpoint(path: str, datamodule) -> RankingModule:
+    """Load a ranker checkpoint (``weights_only=True``) for the data module's feature store.
+
+    Refuses a checkpoint trained on another account order or feature config, naming what differs.
+    """
+    import importlib
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    qualname = checkpoint.get("bamir_model", "")
+    module_name, _, class_name = qualname.rpartition(".")
+    if not module_name.startswith("bamir.models."):
+        raise ValueError(f"{path}: not a bamir model checkpoint (model class {qualname!r})")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    saved = checkpoint.get("hyper_parameters", {}).get("store_fingerprint") or {}
+    if saved:
+        store = datamodule.store
+        current = store.fingerprint([n for n in saved.get("modalities", {}) if n in store.modalities])
+        differences = []
+        if saved.get("accounts") != current.get("accounts"):
+            differences.append("the account order (a different dataset or split)")
+        for name, record in saved.get("modalities", {}).items():
+            if name not in current.get("modalities", {}):
+                differences.append(f"modality {name!r} is missing from the store")
+            elif record != current["modalities"][name]:
+                differences.append(f"modality {name!r}: checkpoint {record}, store {current['modalities'][name]}")
+        if differences:
+            raise ValueError(f"{path}: trained on another feature store: " + "; ".join(differences))
+    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    model.attach_features(datamodule.features)
+    return model
