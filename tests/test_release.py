@@ -517,6 +517,8 @@ def test_real_release(tmp_path):
     assert store.record("topic")["dim"] == 19 and store.record("concept")["dim"] == 128
     categories = store.manifest["dataset"]["categories"]
     assert categories["groups"] == 12 and sum(categories["group_sizes"]) == 286
+    acc = store.accounts
+    assert (acc["account_id"] != acc["username"]).sum() == acc["account_id"].str.contains(":").sum() > 0
     if counts["test_brands"]:
         assert counts["test_brands"] == 74 and counts["test_candidates"] == 797
         assert counts["test_pairs"] == 824 and counts["influencers_in_both_splits"] == 124

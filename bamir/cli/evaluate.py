@@ -3,10 +3,11 @@
 import hydra
 from omegaconf import DictConfig
 
+from bamir.cli import CONFIG_DIR
 from bamir.train import evaluate
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="eval")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

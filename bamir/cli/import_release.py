@@ -16,7 +16,7 @@ from bamir.features.store import FeatureStore
 # An absolute path, not "../../conf": when main() runs from the console script, the calling
 # module is imported (not __main__), and Hydra resolves a relative config_path against the
 # *package* (pkg://bamir.cli/../../conf = a module named "conf"), which does not exist.
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+from bamir.cli import CONFIG_DIR
 
 
 def summary(store: FeatureStore, seconds: float | None = None) -> str:

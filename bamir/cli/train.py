@@ -3,10 +3,11 @@
 import hydra
 from omegaconf import DictConfig
 
+from bamir.cli import CONFIG_DIR
 from bamir.train import train
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))  # read by sweepers

@@ -102,7 +102,9 @@ def extract_hashtags(text: Any, max_len: int = _MAX_TAG_LEN) -> list[str]:
         start = match.start()
         if start > 0 and start != last_end:
             prev = text[start - 1]
-            if prev == "&" or prev == "_" or prev.isalnum() or unicodedata.category(prev)[0] == "M":
+            if prev == "&" or prev == "_" or prev.isalnum() or (
+                unicodedata.category(prev)[0] == "M" and not ("\ufe00" <= prev <= "\ufe0f" or prev == "\u20e3")
+            ):  # glued to a word; an emoji's variation selector or keycap mark does not glue
                 continue
         last_end = match.end()
         tag = unicodedata.normalize("NFKC", match.group(1).casefold()).strip(_TRIM)

@@ -432,7 +432,7 @@ class Pool:
         elif self.how == "mean":
             self.acc.index_add_(0, rows, probs)
         else:
-            self.acc.index_reduce_(0, rows, probs, "amax", include_self=True)
+            self.acc.scatter_reduce_(0, rows.unsqueeze(1).expand_as(probs), probs, "amax", include_self=True)
         self.count.index_add_(0, rows, torch.ones_like(rows))
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -89,8 +89,8 @@ def raw_interaction_features(raw: RawDataset, accounts: list[str], train_account
 
     # posting rhythm
     timed = posts.dropna(subset=["time"]).sort_values(["row", "time"])
-    hours = timed["time"].astype("int64").to_numpy() / 3.6e12
-    timed = timed.assign(hours=hours)
+    # hours since the epoch, whatever the datetime resolution pandas chose
+    timed = timed.assign(hours=(timed["time"] - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(hours=1))
     timed["gap"] = timed.groupby("row")["hours"].diff()
     tg = timed.groupby("row")
     span_weeks = ((tg["hours"].max() - tg["hours"].min()) / (24 * 7)).clip(lower=1.0)

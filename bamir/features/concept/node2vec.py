@@ -334,7 +334,7 @@ def train_node2vec(
     negatives: int = 5,
     objective: str = "auto",
     steps: int = 300,
-    batch_size: int = 8192,
+    batch_size: int = 4096,
     lr: float | None = None,
     walk_batch: int = 65536,
     seed: int = 0,
@@ -350,7 +350,7 @@ def train_node2vec(
 
     * ``"sampled"``: the word2vec procedure. Pairs are shuffled into mini-batches of
       ``batch_size``, each with ``negatives`` noise nodes drawn from :math:`P_n`; Adam
-      (sparse Adam for large tables), ``lr`` 0.01 by default.
+      (sparse Adam for large tables), ``lr`` 0.025 by default.
     * ``"expected"``: the same loss with the negatives replaced by their expectation,
       which for pair counts :math:`C_{uc}` (summed over all epochs' walks) is
 
@@ -418,11 +418,11 @@ def train_node2vec(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         train_seconds = time.perf_counter() - t0
     else:
         params = list(model.parameters())
-        lr = 0.01 if lr is None else lr
+        lr = 0.025 if lr is None else lr
         optimiser = torch.optim.SparseAdam(params, lr=lr) if sparse else torch.optim.Adam(params, lr=lr)
         for _ in range(epochs):
             epoch_loss, batches = 0.0, 0
@@ -435,7 +435,7 @@ def train_node2vec(
                     optimiser.zero_grad(set_to_none=True)
                     loss.backward()
                     optimiser.step()
-                    epoch_loss += float(loss)
+                    epoch_loss += loss.item()
                     batches += 1
                 train_seconds += time.perf_counter() - t0
             losses.append(epoch_loss / max(batches, 1))

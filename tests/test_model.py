@@ -1,0 +1,83 @@
+"""BAMIR model: branch construction, scores, and the published loss."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bamir.models.bamir import BamirModel
+
+BRANCHES = {
+    "content": {"fusion": "product", "margin": 4.0, "encoders": {
+        "topic": {"inputs": ["topic"], "hidden": [8, 6]},
+        "image": {"inputs": ["object", "scene"], "hidden": [8, 6]}}},
+    "concept": {"fusion": "product", "margin": 2.0, "encoders": {
+        "concept": {"inputs": ["concept"], "hidden": [6]}}},
+}
+DIMS = {"topic": 5, "object": 4, "scene": 3, "concept": 7}
+
+
+def _model(dims=DIMS, **kwargs):
+    torch.manual_seed(0)
+    model = BamirModel(dims, BRANCHES, dropout=0.0, **kwargs)
+    model.attach_features({k: torch.randn(10, d) for k, d in dims.items()})
+    return model.eval()
+
+
+def test_missing_modality_drops_its_encoder_not_the_model():
+    model = _model({"topic": 5, "concept": 7})  # the release: no influencer image vectors
+    assert list(model.encoders["content"]) == ["topic"]
+    assert model.modalities == ["concept", "topic"]
+    with pytest.raises(ValueError, match="no branch"):
+        BamirModel({"hashtag": 3}, BRANCHES)
+
+
+def test_score_is_sum_of_branch_inner_products():
+    model = _model()
+    brands, cands = torch.tensor([0, 1]), torch.tensor([2, 3, 4])
+    content = (model.encoders["content"]["topic"](model.features("topic", brands))
+               * model.encoders["content"]["image"](torch.cat([model.features("object", brands),
+                                                               model.features("scene", brands)], -1)))
+    content_c = (model.encoders["content"]["topic"](model.features("topic", cands))
+                 * model.encoders["content"]["image"](torch.cat([model.features("object", cands),
+                                                                 model.features("scene", cands)], -1)))
+    concept = model.encoders["concept"]["concept"](model.features("concept", brands))
+    concept_c = model.encoders["concept"]["concept"](model.features("concept", cands))
+    expected = content @ content_c.T + concept @ concept_c.T
+    assert torch.allclose(model.score_matrix(brands, cands), expected, atol=1e-5)
+    # the training-row scores agree with the matrix
+    rows = torch.tensor([[0, 2, 3, 4]])
+    row_total = sum(model.row_scores(rows).values())
+    assert torch.allclose(row_total, expected[:1], atol=1e-5)
+
+
+def test_triplet_loss_matches_the_published_formula():
+    model = _model(l1=0.001)
+    rows = torch.tensor([[0, 2, 3], [1, 4, 5]])
+    s = model.row_scores(rows)
+    total = s["content"] + s["concept"]
+    hinge = F.relu(4 - s["content"][:, 0] + s["content"][:, 1]).sum() + F.relu(2 - s["concept"][:, 0] + s["concept"][:, 1]).sum()
+    ce = F.cross_entropy(total, torch.zeros(2, dtype=torch.long), reduction="sum")
+    l1 = 0.001 * sum(p.abs().sum() for p in model.parameters())
+    terms = model.loss(rows)
+    assert torch.allclose(terms["cross_entropy"], ce, atol=1e-5)
+    assert torch.allclose(terms["loss"], hinge + ce + l1, atol=1e-5)
+
+
+def test_listwise_loss_is_softmax_cross_entropy_over_the_group():
+    model = _model(loss="listwise", l1=0.0)
+    rows = torch.tensor([[0, 2, 3, 4, 5]])
+    total = sum(model.row_scores(rows).values())
+    expected = -torch.log_softmax(total, dim=1)[0, 0]
+    assert torch.allclose(model.loss(rows)["loss"], expected, atol=1e-5)
+
+
+def test_training_lowers_the_loss_on_a_fixed_batch():
+    model = _model().train()
+    rows = torch.tensor([[0, 2, 3], [1, 4, 5], [0, 6, 7]])
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    first = model.loss(rows)["loss"].item()
+    for _ in range(50):
+        opt.zero_grad()
+        model.loss(rows)["loss"].backward()
+        opt.step()
+    assert model.loss(rows)["loss"].item() < first
