@@ -83,14 +83,17 @@ class _Rows(Dataset):
 class EpochBatchSampler(Sampler):
     """Yields one index tensor per batch; resamples negatives and reshuffles in ``set_epoch``.
 
-    ``rank``/``world_size`` give each process its share of every epoch's batches.
+    ``rank``/``world_size`` give each process its share of every epoch's batches. ``epoch_of``,
+    when given, reports the trainer's epoch at iteration time (Lightning's own ``set_epoch`` call
+    counts epochs since the process started, so it restarts at 0 after a resume).
     """
 
     def __init__(self, rows: _Rows, sampler: NegativeSampler, data: TrainingData, batch_size: int, seed: int,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1):
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, epoch_of=None):
         self.rows, self.sampler, self.data = rows, sampler, data
         self.batch_size, self.seed, self.drop_last = batch_size, seed, drop_last
         self.rank, self.world_size = rank, world_size
+        self.epoch_of = epoch_of
         self._sampled_epoch: int | None = None
         self.set_epoch(0)
 
@@ -113,7 +116,10 @@ class EpochBatchSampler(Sampler):
         return batches[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world_size > 1 else batches
 
     def __iter__(self):
-        return iter(self._batches())
+        # a generator: the epoch is read at the first batch, when a resumed trainer has settled it
+        if self.epoch_of is not None:
+            self.set_epoch(self.epoch_of())
+        yield from self._batches()
 
     def __len__(self) -> int:
         return len(self._batches())
@@ -209,15 +215,19 @@ class RankingDataModule(L.LightningDataModule):
     def _carve_validation(self, train_brands: Tensor) -> tuple[Tensor, Tensor]:
         if self.val_fraction == 0:
             return train_brands[:0], train_brands
+        # stratified by category (unknown = one stratum): shuffle each category, give its
+        # j-th brand the key (j + u) / size, and hold out the k brands with the smallest keys
         rng = np.random.default_rng(self.val_seed)
         brands = train_brands.numpy()
         cats = self.category[train_brands].numpy()
-        chosen: list[int] = []
-        for c in np.unique(cats):  # stratified by category (unknown = one stratum)
-            members = brands[cats == c]
-            k = int(round(self.val_fraction * len(members)))
-            chosen.extend(rng.choice(members, size=k, replace=False).tolist())
-        val = torch.tensor(sorted(chosen), dtype=torch.long)
+        keys = np.empty(len(brands))
+        for c in np.unique(cats):
+            members = np.flatnonzero(cats == c)
+            order = rng.permutation(len(members))
+            keys[members[order]] = (np.arange(len(members)) + rng.random(len(members))) / len(members)
+        k = max(1, int(round(self.val_fraction * len(brands))))
+        chosen = brands[np.argsort(keys, kind="stable")[:k]]
+        val = torch.tensor(sorted(chosen.tolist()), dtype=torch.long)
         fit = train_brands[~torch.isin(train_brands, val)]
         return val, fit
 
@@ -272,8 +282,10 @@ class RankingDataModule(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
         batches = EpochBatchSampler(self._rows, self.sampler, self.train_data, self.batch_size, self.seed,
-                                    rank=rank, world_size=world)
-        return DataLoader(self._rows, sampler=batches, batch_size=None)
+                                    rank=rank, world_size=world,
+                                    epoch_of=(lambda: self.trainer.current_epoch) if self.trainer else None)
+        # its own generator: creating the iterator must not draw from the global RNG (resume = same run)
+        return DataLoader(self._rows, sampler=batches, batch_size=None, generator=torch.Generator())
 
     def _eval_loader(self, split: EvalSplit | None) -> DataLoader:
         if split is None:

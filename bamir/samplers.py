@@ -138,6 +138,7 @@ class _CategoryPools:
         self.offsets = torch.cumsum(counts, 0) - counts
         self.category = data.category
         self.pool = data.pool
+        self.own = torch.bincount(data.brands, minlength=data.num_accounts)  # a brand's own positives
 
     def draw(self, brands: Tensor, generator: torch.Generator) -> Tensor:
         """One same-category influencer per brand; uniform over the pool where the category is unknown or empty."""
@@ -146,7 +147,7 @@ class _CategoryPools:
             return out
         cat = self.category[brands]
         counts = torch.where(cat >= 0, self.counts[cat.clamp(min=0)], 0)
-        has = counts > 0
+        has = counts > self.own[brands]  # some member is not the brand's own positive
         if has.any():
             u = torch.rand(int(has.sum()), generator=generator)
             pick = self.offsets[cat[has]] + (u * counts[has]).long().clamp(max=counts[has] - 1)
@@ -157,8 +158,8 @@ class _CategoryPools:
 class SameCategorySampler(NegativeSampler):
     """Hard negatives: influencers of other brands of the same category as the brand.
 
-    Brands of unknown category, or whose category has no other influencer, fall back to
-    uniform negatives.
+    Brands of unknown category, or whose category has no influencer but their own positives,
+    fall back to uniform negatives.
     """
 
     def __init__(self, negatives: int = 1, **kwargs):

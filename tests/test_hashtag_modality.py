@@ -47,12 +47,11 @@ def test_tfidf_formula_and_padding(raw, tmp_path):
     counts = [{"a": 1, "b": 3}, {"a": 2}, {"c": 1}, {"z": 5}]
     model = stage.fit(counts, np.array([True, True, True, False]))
     assert model.vocab == ["a", "b", "c"]  # 'z' only in a non-training row
-    n = 3
+    # idf = log((1 + n) / (1 + df)) + 1 with n = 3 training rows
     idf = {"a": np.log(4 / 3) + 1, "b": np.log(4 / 2) + 1, "c": np.log(4 / 2) + 1}
     x = model.tfidf(counts[:1]).toarray()[0]
     expected = np.array([1.0 * idf["a"], (1 + np.log(3)) * idf["b"], 0.0])
     assert np.allclose(x, expected / np.linalg.norm(expected))
-    assert n == 3
     feats, present = model.transform_counts(counts)
     assert feats.shape == (4, 16)  # vocabulary of 3 -> 2 SVD components, zero-padded to 16
     assert torch.equal(feats[:, 2:], torch.zeros(4, 14))

@@ -177,7 +177,7 @@ class HashtagFilter:
     only so that test accounts cannot change what is filtered.
     """
 
-    max_account_share: float = 0.25
+    max_account_share: float = 0.4
     min_accounts: int = 20
     use_list: bool = True
     use_pattern: bool = True

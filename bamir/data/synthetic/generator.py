@@ -417,10 +417,44 @@ def ensure_synthetic(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None =
     touch a non-empty folder this generator did not write.
     """
     out = Path(out_dir)
-    provenance = is_synthetic(out)
-    if provenance is not None and provenance.get("config_hash") == config_hash(cfg, seed):
+    wanted = config_hash(cfg, seed)
+
+    def fresh() -> bool:
+        provenance = is_synthetic(out)
+        return provenance is not None and provenance.get("config_hash") == wanted
+
+    if fresh():
         return out
-    if not _replaceable(out):
-        raise FileExistsError(f"{out} exists and is not a synthetic dataset written by {GENERATOR}: "
-                              "refusing to replace it")
-    return synthesize(out, cfg, seed, overwrite=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(out.parent / f".{out.name}.lock"):
+        if fresh():  # another process generated it while we waited
+            return out
+        if not _replaceable(out):
+            raise FileExistsError(f"{out} exists and is not a synthetic dataset written by {GENERATOR}: "
+                                  "refusing to replace it")
+        return synthesize(out, cfg, seed, overwrite=True)
+
+
+class _lock:
+    """An exclusive advisory lock on a file (no-op where fcntl is unavailable)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX
+            return self
+        self.handle = open(self.path, "a+")
+        fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            import fcntl
+
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+            self.handle.close()
+        return False

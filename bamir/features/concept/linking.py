@@ -26,10 +26,15 @@ concept.
 **Learned related hashtags.** A tag ``t`` *seeds* concept ``c`` with strength ``L(t', c)``
 where ``t'`` is the tag or its lemma, or the tag equals the concept name without spaces
 (``icecream`` seeds "ice cream"). Each concept's related tags are its seeds (weight = seed
-strength) plus up to ``top_k`` tags that co-occur with a seed in the same captions of the
-fitting posts with normalised PMI ``npmi(s, t) = log(p(s,t) / p(s)p(t)) / -log p(s,t)``
-of at least ``min_npmi`` and at least ``min_count`` shared posts (weight = seed strength
-times npmi). Fit it on training accounts' posts only.
+strength) plus up to ``top_k`` more tags, the best of:
+
+* tags that share captions with a seed ``s`` of ``c``: normalised PMI over posts
+  ``npmi(s, t) = log(p(s,t) / p(s)p(t)) / -log p(s,t)``, weight = seed strength x npmi;
+* tags used by the accounts whose biography or business category links to ``c``: npmi
+  over accounts of "links to ``c``" and "uses ``t``" (this reaches concepts no tag names),
+
+each with at least ``min_npmi`` and at least ``min_count`` shared posts / accounts. Fit it on
+training accounts only.
 """
 
 from __future__ import annotations
@@ -139,17 +144,33 @@ class ConceptLexicon:
         return best
 
 
+def _npmi(joint: np.ndarray, left: np.ndarray, right: np.ndarray, n: int) -> np.ndarray:
+    """Normalised PMI of co-occurrence counts ``joint`` with marginal counts ``left``, ``right`` out of ``n``."""
+    p_joint = joint / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.log(p_joint / ((left / n) * (right / n))) / -np.log(p_joint)
+    return np.where(p_joint >= 1.0, 1.0, value)
+
+
 def learn_related_hashtags(
     post_tags: Iterable[Sequence[str]],
     lexicon: ConceptLexicon,
     *,
+    account_tags: Sequence[Iterable[str]] | None = None,
+    account_concepts: np.ndarray | torch.Tensor | None = None,
     top_k: int = 10,
     min_count: int = 3,
-    min_npmi: float = 0.2,
+    min_npmi: float = 0.3,
 ) -> dict[str, dict[str, float]]:
-    """Related hashtags per concept from seeds and caption co-occurrence (module docstring).
+    """Related hashtags per concept from seeds and co-occurrence (module docstring).
 
     ``post_tags`` are the (spam-filtered) tag tuples of the fitting posts, one per post.
+    Optionally ``account_tags`` (the tags of each fitting account) with
+    ``account_concepts`` (bool/float [accounts, C], the concepts each account's
+    biography or business category links to) add account-level evidence: a tag used by
+    the accounts of a concept, scored by the npmi of "account has the concept" and
+    "account uses the tag" over the fitting accounts. This reaches concepts that no
+    hashtag names.
     """
     vocab: dict[str, int] = {}
     rows: list[int] = []
@@ -160,8 +181,12 @@ def learn_related_hashtags(
         for tag in set(tags):
             rows.append(i)
             cols.append(vocab.setdefault(tag, len(vocab)))
-    tags = list(vocab)
     related: dict[str, dict[str, float]] = defaultdict(dict)
+    candidates: dict[str, dict[str, float]] = defaultdict(dict)
+
+    def offer(concept: str, tag: str, score: float) -> None:
+        if score > candidates[concept].get(tag, 0.0):
+            candidates[concept][tag] = score
 
     # seeds: tag (or its lemma) is a lexicon term, or spells the concept without spaces
     by_compact = defaultdict(list)
@@ -179,29 +204,45 @@ def learn_related_hashtags(
             seeds[j] = strength
             for concept, w in strength.items():
                 related[concept][tag] = max(related[concept].get(tag, 0.0), w)
-    if not seeds or n_posts == 0 or top_k <= 0:
-        return dict(related)
+    tags = list(vocab)
 
-    x = sp.csr_matrix((np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(n_posts, len(tags)))
-    x.data[:] = 1.0  # binary
-    seed_ids = np.asarray(sorted(seeds), dtype=np.int64)
-    co = (x[:, seed_ids].T @ x).tocoo()  # [n_seeds, n_tags] shared posts
-    df = np.asarray(x.sum(axis=0)).ravel()
-    keep = (co.data >= min_count) & (seed_ids[co.row] != co.col)
-    r, c, n = co.row[keep], co.col[keep], co.data[keep]
-    p_joint = n / n_posts
-    p_s, p_t = df[seed_ids[r]] / n_posts, df[c] / n_posts
-    with np.errstate(divide="ignore", invalid="ignore"):
-        npmi = np.log(p_joint / (p_s * p_t)) / -np.log(p_joint)
-    npmi = np.where(p_joint >= 1.0, 1.0, npmi)
-    good = npmi >= min_npmi
-    candidates: dict[str, dict[str, float]] = defaultdict(dict)
-    for si, tj, v in zip(r[good].tolist(), c[good].tolist(), npmi[good].tolist()):
-        for concept, strength in seeds[int(seed_ids[si])].items():
-            tag = tags[tj]
-            score = strength * v
-            if score > candidates[concept].get(tag, 0.0):
-                candidates[concept][tag] = score
+    # post level: tags sharing captions with a seed
+    if seeds and n_posts and top_k > 0:
+        x = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_posts, len(tags)))
+        seed_ids = np.asarray(sorted(seeds), dtype=np.int64)
+        co = (x[:, seed_ids].T @ x).tocoo()  # [n_seeds, n_tags] shared posts
+        df = np.asarray(x.sum(axis=0)).ravel()
+        keep = (co.data >= min_count) & (seed_ids[co.row] != co.col)
+        r, c, n = co.row[keep], co.col[keep], co.data[keep]
+        npmi = _npmi(n, df[seed_ids[r]], df[c], n_posts)
+        good = npmi >= min_npmi
+        for si, tj, v in zip(r[good].tolist(), c[good].tolist(), npmi[good].tolist()):
+            for concept, strength in seeds[int(seed_ids[si])].items():
+                offer(concept, tags[tj], strength * v)
+
+    # account level: tags used by the accounts whose profile links to the concept
+    if account_tags is not None and account_concepts is not None and top_k > 0:
+        linked = np.asarray(account_concepts, dtype=np.float64) > 0  # [A, C]
+        a_vocab: dict[str, int] = {}
+        a_rows, a_cols = [], []
+        for i, account in enumerate(account_tags):
+            for tag in set(account):
+                a_rows.append(i)
+                a_cols.append(a_vocab.setdefault(tag, len(a_vocab)))
+        n_accounts = linked.shape[0]
+        if a_rows and n_accounts:
+            x = sp.csr_matrix((np.ones(len(a_rows)), (a_rows, a_cols)), shape=(n_accounts, len(a_vocab)))
+            co = (sp.csr_matrix(linked.astype(np.float64)).T @ x).tocoo()  # [C, n_tags] shared accounts
+            users = np.asarray(x.sum(axis=0)).ravel()
+            members = linked.sum(axis=0)
+            keep = co.data >= min_count
+            r, c, n = co.row[keep], co.col[keep], co.data[keep]
+            npmi = _npmi(n, members[r], users[c], n_accounts)
+            good = npmi >= min_npmi
+            a_tags = list(a_vocab)
+            for ci, tj, v in zip(r[good].tolist(), c[good].tolist(), npmi[good].tolist()):
+                offer(lexicon.concepts[ci], a_tags[tj], v)
+
     for concept, scores in candidates.items():
         best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
         added = 0

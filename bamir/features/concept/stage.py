@@ -242,13 +242,13 @@ class ConceptStage:
         mention_kinds: Iterable[str] = DEFAULT_MENTION_KINDS,
         mention_top_k: int = 3,
         mention_threshold: float = 1,
-        spam_max_share: float = 0.25,
+        spam_max_share: float = 0.4,
         spam_min_accounts: int = 20,
         extra_spam: Iterable[str] = (),
         related_source: str = "auto",
         related_top_k: int = 10,
         related_min_count: int = 3,
-        related_min_npmi: float = 0.2,
+        related_min_npmi: float = 0.3,
         conceptnet_path: str | None = None,
         concepts_path: str | None = None,
         related_hashtags_path: str | None = None,
@@ -410,13 +410,16 @@ class ConceptStage:
                     f"`{CONFIG_PREFIX}.related_hashtags_path`, or `{CONFIG_PREFIX}.related_source=learn`."
                 )
             related = load_related_hashtags(paths["related"], concepts)
-        else:
-            related = learn_related_hashtags(
-                post_tags, lexicon, top_k=s["related_top_k"], min_count=s["related_min_count"],
-                min_npmi=s["related_min_npmi"],
-            )
         table = raw.accounts.drop_duplicates("account_id")
         train_frame = table[table["account_id"].astype(str).isin(train)].reset_index(drop=True)
+        if not use_table:
+            profile = account_concept_weights(train_frame, {}, lexicon, {}, {"hashtags": 0.0}, s["normalise_sources"])
+            related = learn_related_hashtags(
+                post_tags, lexicon,
+                account_tags=[list(train_counts.get(a, ())) for a in train_frame["account_id"].astype(str)],
+                account_concepts=(profile.sources["biography"] + profile.sources["business_category"]).numpy(),
+                top_k=s["related_top_k"], min_count=s["related_min_count"], min_npmi=s["related_min_npmi"],
+            )
         link = account_concept_weights(
             train_frame, train_counts, lexicon, related, s["source_weights"], s["normalise_sources"]
         )

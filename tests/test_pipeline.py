@@ -1,0 +1,155 @@
+"""bamir-prepare: staleness, resume after a kill, skipped counts, the Hydra app and ensure_features."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from bamir.features.image import ObjectEncoder
+from bamir.features.pipeline import ensure_features, prepare
+from bamir.features.store import FeatureStore
+from prep_fixtures import make_raw, tiny_stages
+
+CHEAP = tiny_stages(scene=None)  # the scene encoder is covered in test_image.py
+
+
+def _records(store: FeatureStore) -> dict:
+    return {m: {k: store.record(m)[k] for k in ("sha256", "written", "config_hash", "inputs_hash")} for m in store.modalities}
+
+
+@pytest.fixture(scope="module")
+def raw_root(tmp_path_factory):
+    return make_raw(tmp_path_factory.mktemp("raw"))
+
+
+@pytest.fixture(scope="module")
+def prepared(raw_root, tmp_path_factory):
+    store_root = tmp_path_factory.mktemp("store")
+    report: dict = {}
+    store = prepare(raw_root, store_root, CHEAP, progress=False, report=report)
+    return store_root, store, report
+
+
+def test_first_run_computes_everything(prepared):
+    _, store, report = prepared
+    assert store.modalities == ["hashtag", "interaction", "object", "topic"]
+    assert {r["status"] for r in report.values()} == {"computed"}
+    obj = store.record("object")
+    assert obj["skipped"] == {"missing_file": 1, "corrupt_image": 2}  # corrupt/missing images counted, not fatal
+    assert obj["counts"]["posts_without_image"] == 2
+    assert "RANDOM-INITIALISED" in obj["note"]
+    assert obj["seconds"] > 0 and obj["counts"]["peak_rss_mib"] > 0
+    artifact = store.manifest["artifacts"]["topic"]
+    assert "lda.model" in artifact["files"] and (store.root / artifact["workdir"] / "lda.model").is_file()
+    assert store.load_modality("topic").dim == 3 and store.num_accounts == 16
+
+
+def test_second_run_recomputes_nothing(prepared, raw_root):
+    store_root, store, _ = prepared
+    before = _records(FeatureStore(store_root))
+    report: dict = {}
+    again = prepare(raw_root, store_root, CHEAP, progress=False, report=report)
+    assert {r["status"] for r in report.values()} == {"fresh"}
+    assert _records(again) == before
+
+
+def test_config_change_recomputes_only_that_stage(raw_root, prepared, tmp_path):
+    store_root = tmp_path / "store"
+    shutil.copytree(prepared[0], store_root)
+    before = _records(FeatureStore(store_root))
+    report: dict = {}
+    changed = tiny_stages(scene=None, object={"pooling": "mean"})
+    store = prepare(raw_root, store_root, changed, progress=False, report=report)
+    assert {n: r["status"] for n, r in report.items()} == {
+        "topic": "fresh", "object": "computed", "interaction": "fresh", "hashtag": "fresh"}
+    after = _records(store)
+    assert after["object"]["config_hash"] != before["object"]["config_hash"]
+    assert {m: after[m] for m in after if m != "object"} == {m: before[m] for m in before if m != "object"}
+    # the old object work folder is gone, the new one is recorded
+    work = list((store_root / "work" / "object").iterdir())
+    assert len(work) == 1 and store.manifest["artifacts"]["object"]["workdir"].endswith(work[0].name)
+    # a batch size or worker change is not a config change
+    report = {}
+    prepare(raw_root, store_root, tiny_stages(scene=None, object={"pooling": "mean", "batch_size": 3}),
+            progress=False, report=report)
+    assert report["object"]["status"] == "fresh"
+
+
+def test_input_and_split_changes(raw_root, prepared, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(raw_root, raw)
+    store_root = tmp_path / "store"
+    shutil.copytree(prepared[0], store_root)
+    # a different split: the fitted stages recompute, the image stage (nothing fitted) does not
+    splits = json.loads((raw / "splits.json").read_text())
+    splits["discover"]["train_brands"], splits["discover"]["test_brands"] = ["b0"], ["b1", "b2", "b3"]
+    (raw / "splits.json").write_text(json.dumps(splits))
+    report: dict = {}
+    prepare(raw, store_root, CHEAP, progress=False, report=report)
+    assert {n: r["status"] for n, r in report.items()} == {
+        "topic": "computed", "object": "fresh", "interaction": "computed", "hashtag": "computed"}
+    # a replaced image file: only the image stage recomputes
+    (raw / "images" / "i0_p0.jpg").write_bytes((raw / "images" / "i1_p0.jpg").read_bytes())
+    report = {}
+    prepare(raw, store_root, CHEAP, progress=False, report=report)
+    assert {n: r["status"] for n, r in report.items()} == {
+        "topic": "fresh", "object": "computed", "interaction": "fresh", "hashtag": "fresh"}
+
+
+def test_resume_from_shards_after_a_kill(raw_root, prepared, tmp_path, monkeypatch):
+    stages = tiny_stages(topic=None, scene=None, interaction=None, hashtag=None)  # object, 4 shards of 5 accounts
+    calls = {"n": 0}
+    original = ObjectEncoder.run_model
+
+    def dies_on_fourth_batch(self, images):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, images)
+
+    monkeypatch.setattr(ObjectEncoder, "run_model", dies_on_fourth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(raw_root, tmp_path / "store", stages, progress=False)
+    shards = sorted((tmp_path / "store" / "work" / "object").glob("*/shards/*.safetensors"))
+    assert 1 <= len(shards) < 4
+    monkeypatch.setattr(ObjectEncoder, "run_model", original)
+    calls["n"] = 0
+    store = prepare(raw_root, tmp_path / "store", stages, progress=False)
+    record = store.record("object")
+    assert record["counts"]["shards_resumed"] == len(shards)
+    assert record["skipped"] == {"missing_file": 1, "corrupt_image": 2}
+    # the resumed result equals an uninterrupted run
+    clean = prepared[1].load_modality("object")
+    assert torch.allclose(store.load_modality("object").features, clean.features, atol=1e-6)
+
+
+def test_hydra_app_and_ensure_features(raw_root, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from bamir.cli.prepare import run
+    from pathlib import Path
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose("prepare", overrides=[
+            f"raw_root={raw_root}", f"store_root={tmp_path / 'store'}", "progress=false",
+            "features.scene=null", "features.concept=null", "features.object=null",
+            "features.topic.num_topics=4", "features.topic.passes=2", "features.topic.no_below=1",
+            "features.hashtag.min_df=1", "features.hashtag.dim=4",
+        ])
+        paper = compose("prepare", overrides=["features=paper"])
+    assert paper.features.object.model == "resnet101" and paper.features.scene.num_labels == 365
+    assert paper.features.scene._target_ == "bamir.features.image.SceneStage"
+    store = run(cfg)
+    assert store.modalities == ["hashtag", "interaction", "topic"]
+    assert store.record("topic")["dim"] == 4
+    # ensure_features generates a missing raw dataset first, then prepares
+    target = tmp_path / "generated"
+    made = ensure_features(target, tmp_path / "store2", tiny_stages(object=None, scene=None),
+                           generate=lambda: make_raw(target))
+    assert made.modalities == ["hashtag", "interaction", "topic"]
+    with pytest.raises(FileNotFoundError, match="no raw dataset"):
+        ensure_features(tmp_path / "nothing", tmp_path / "store3", {})
