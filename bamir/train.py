@@ -87,11 +87,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = build_trainer(cfg)
     output_dir = Path(cfg.paths.output_dir)
     metrics: dict[str, Any] = {}
-    if cfg.get("train", True):
+    learned = any(p.requires_grad for p in model.parameters())
+    if not learned:
+        log.info("%s has no parameters: nothing to train, evaluating as is", type(model).__name__)
+        if datamodule.val_split is not None:
+            trainer.validate(model, datamodule=datamodule)
+            metrics.update(trainer.callback_metrics)
+    if cfg.get("train", True) and learned:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_checkpoint(cfg), weights_only=True)
         metrics.update(trainer.callback_metrics)
     if cfg.get("test", True) and datamodule.test_split is not None:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and learned else ""
         if best:
             log.info("testing the best checkpoint %s", best)
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)

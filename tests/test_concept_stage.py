@@ -243,6 +243,8 @@ def test_learned_related_hashtags(tmp_path):
     # expansion: tags that co-occur with the seeds in training captions
     assert {"fitfam", "gains"} & set(related["fitness"])
     assert {"latteart", "coffeetime", "brew"} & set(related["coffee"])
+    # account level: no tag names "music", but its biography-linked accounts share tags
+    assert {"concert", "livemusic", "vinyl", "guitar"} & set(related["music"])
     # the generic tag and the spam tags are filtered before learning
     assert all(t not in tags for tags in related.values() for t in ["sunday", *SPAM])
     assert "sunday" in fitted.spam.frequent

@@ -116,7 +116,11 @@ def make_planted_store(root: str | Path, spec: PlantedSpec | None = None, **over
             x = np.exp(2 * x)
             x = x / x.sum(axis=1, keepdims=True)
         store.write_modality(name, torch.from_numpy(x.astype(np.float32)), config={"planted": m, "seed": spec.seed})
-    store.record_artifact("planted_affinity", {"sha256": stable_hash(affinity.round(6).tolist())})
+    store.write_tensors("planted_affinity", {
+        "affinity": torch.from_numpy(affinity.astype(np.float32)),
+        "brand_rows": torch.arange(n_brands),
+        "influencer_rows": torch.arange(n_brands, n_brands + influencers),
+    }, note="the planted brand x influencer affinity, for the oracle ranking")
     return store
 
 

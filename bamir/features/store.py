@@ -8,6 +8,7 @@ Layout of a store folder::
     splits.json             {split name: {train_brands, test_brands, test_candidates}} (account ids)
     <modality>.safetensors  "features" float32 [N, dim] and "present" bool [N]
     triplets/<name>.safetensors   optional fixed training triplets, "triplets" int64 [T, 3] of account rows
+    extras/<name>.safetensors     optional named tensors, e.g. the planted affinity of synthetic data
 
 Every file is written atomically (temp file + rename) and its SHA-256 is kept in the
 manifest, so a truncated or edited file is caught on load. A modality record also keeps the
@@ -118,6 +119,7 @@ class FeatureStore:
             "modalities": old.get("modalities", {}) if keep else {},
             "triplets": old.get("triplets", {}) if keep else {},
             "artifacts": old.get("artifacts", {}) if keep else {},
+            "extras": old.get("extras", {}) if keep else {},
         }
         atomic_write_json(root / "manifest.json", manifest)
         return cls(root)
@@ -192,6 +194,21 @@ class FeatureStore:
             "note": note,
         }
         self._save_manifest()
+
+    def write_tensors(self, name: str, tensors: Mapping[str, torch.Tensor], note: str | None = None) -> None:
+        """Keep named tensors that are not per-account matrices (e.g. the planted affinity
+        ``[brands, influencers]`` with its ``brand_rows`` and ``influencer_rows``)."""
+        data = st_save({k: torch.as_tensor(v).detach().cpu().contiguous() for k, v in tensors.items()})
+        filename = f"extras/{name}.safetensors"
+        atomic_write_bytes(self.root / filename, data)
+        self.manifest.setdefault("extras", {})[name] = {"file": filename, "sha256": _bytes_hash(data), "note": note}
+        self._save_manifest()
+
+    def load_tensors(self, name: str) -> dict[str, torch.Tensor]:
+        record = self.manifest.get("extras", {}).get(name)
+        if record is None:
+            raise StoreError(f"{self.root}: no tensors {name!r}; it has {sorted(self.manifest.get('extras', {}))}")
+        return st_load(self._read_checked(self.root / record["file"], record["sha256"]))
 
     def record_artifact(self, name: str, record: Mapping[str, Any]) -> None:
         """Record a fitted preparation artifact (e.g. an LDA model file) in the manifest."""

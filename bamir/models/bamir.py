@@ -108,10 +108,15 @@ class BamirModel(RankingModule):
         return {b: self.encode(b, brands) @ self.encode(b, candidates).T for b in self.encoders}
 
     def row_scores(self, rows: Tensor) -> dict[str, Tensor]:
-        """Scores of training rows ``[B, 1 + k]`` ``(brand, items...) -> {branch: [B, k]}``."""
-        return {
-            b: (self.encode(b, rows[:, :1]) * self.encode(b, rows[:, 1:])).sum(-1) for b in self.encoders
-        }
+        """Scores of training rows ``[B, 1 + k]`` ``(brand, items...) -> {branch: [B, k]}``.
+
+        Brands and items go through each encoder together, in one call.
+        """
+        out = {}
+        for b in self.encoders:
+            e = self.encode(b, rows)  # [B, 1 + k, d]
+            out[b] = (e[:, :1] * e[:, 1:]).sum(-1)
+        return out
 
     def loss(self, rows: Tensor) -> dict[str, Tensor]:
         """The training loss of rows ``(brand, positive, negatives...)`` and its terms."""
@@ -126,7 +131,7 @@ class BamirModel(RankingModule):
         else:
             target = torch.zeros(len(total), dtype=torch.long, device=total.device)
             terms["listwise"] = F.cross_entropy(total, target, reduction="sum")
-        terms["l1"] = self.l1 * sum(p.abs().sum() for p in self.parameters())
+        terms["l1"] = self.l1 * torch.stack(torch._foreach_norm(list(self.parameters()), 1)).sum()
         terms["loss"] = torch.stack(list(terms.values())).sum()
         return terms
 

@@ -293,17 +293,6 @@ def _write_affinity(root: Path, world: World, cfg: dict) -> None:
     atomic_write_bytes(root / schema.AFFINITY_FILE, save(tensors, metadata=metadata))
 
 
-def _write_knowledge(root: Path, seed: int) -> None:
-    rng = _stream(seed, 9)
-    kdir = root / schema.KNOWLEDGE_DIR
-    kdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(kdir / schema.CONCEPTNET_FILES[0], "\n".join(knowledge.conceptnet_rows(rng)) + "\n")
-    concepts = pd.DataFrame({"concept": knowledge.concept_set()})
-    atomic_write_text(kdir / schema.CONCEPTS_FILE, concepts.to_csv(index=False))
-    related = pd.DataFrame(knowledge.related_hashtags(rng), columns=["concept", "hashtag", "weight"])
-    atomic_write_text(kdir / schema.RELATED_HASHTAGS_FILE, related.to_csv(index=False))
-
-
 def _generate(root: Path, cfg: dict, seed: int) -> dict[str, Any]:
     progress = bool(cfg.get("progress", True))
     timings: dict[str, float] = {}
@@ -325,7 +314,7 @@ def _generate(root: Path, cfg: dict, seed: int) -> dict[str, Any]:
     schema.write_table(post_frame, root, schema.POSTS, fmt)
     schema.write_table(pairs, root, schema.PAIRS, fmt)
     atomic_write_json(root / schema.SPLITS_FILE, _splits(world, accounts))
-    _write_knowledge(root, seed)
+    knowledge.write_files(root, seed)
     _write_affinity(root, world, cfg)
     atomic_write_json(root / schema.DEFECTS_FILE, planted)
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from bamir.data import schema
 from bamir.data.schema import CATEGORIES
 from bamir.data.synthetic.vocabulary import (BRAND_BUSINESS, CATEGORY_PROFILES, CLUSTERS, FOREIGN_EDGES,
                                              GENERIC_BUSINESS, OUTSIDE_CONCEPTS, SPAM_TAGS, TOPIC_INDEX, TOPICS)
@@ -173,3 +176,16 @@ def related_hashtags(rng: np.random.Generator) -> list[tuple[str, str, float]]:
         if rng.random() < 0.3:
             out.setdefault((concept, SPAM_TAGS[int(rng.integers(len(SPAM_TAGS)))]), 0.05)
     return sorted((c, h, w) for (c, h), w in out.items())
+
+
+def write_files(root: str | Path, seed: int) -> None:
+    """Write the three knowledge files into ``root/knowledge`` (deterministic for ``seed``)."""
+    from bamir.utils import atomic_write_text
+
+    rng = np.random.default_rng([int(seed), 9])
+    kdir = Path(root) / schema.KNOWLEDGE_DIR
+    kdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(kdir / schema.CONCEPTNET_FILES[0], "\n".join(conceptnet_rows(rng)) + "\n")
+    atomic_write_text(kdir / schema.CONCEPTS_FILE, pd.DataFrame({"concept": concept_set()}).to_csv(index=False))
+    related = pd.DataFrame(related_hashtags(rng), columns=["concept", "hashtag", "weight"])
+    atomic_write_text(kdir / schema.RELATED_HASHTAGS_FILE, related.to_csv(index=False))
