@@ -47,6 +47,12 @@ class EvalSplit:
     def __len__(self) -> int:
         return len(self.brands)
 
+    def shard(self, rank: int, world_size: int) -> "EvalSplit":
+        """Every ``world_size``-th brand from ``rank``: one process's share under DDP."""
+        rows = slice(rank, None, world_size)
+        hard = None if self.hard_negatives is None else self.hard_negatives[rows]
+        return EvalSplit(self.brands[rows], self.candidates, self.labels[rows], hard)
+
 
 class _EvalBatches(Dataset):
     def __init__(self, split: EvalSplit, batch_size: int):
@@ -278,9 +284,11 @@ class RankingDataModule(L.LightningDataModule):
         return {name: int(x.shape[1]) for name, x in self.features.items()}
 
     # ------------------------------------------------------------------ loaders
+    def _rank_and_world(self) -> tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer else 0
-        world = self.trainer.world_size if self.trainer else 1
+        rank, world = self._rank_and_world()
         batches = EpochBatchSampler(self._rows, self.sampler, self.train_data, self.batch_size, self.seed,
                                     rank=rank, world_size=world,
                                     epoch_of=(lambda: self.trainer.current_epoch) if self.trainer else None)
@@ -290,6 +298,9 @@ class RankingDataModule(L.LightningDataModule):
     def _eval_loader(self, split: EvalSplit | None) -> DataLoader:
         if split is None:
             return []  # Lightning skips an empty loader
+        rank, world = self._rank_and_world()
+        if world > 1:  # each process scores its share of brands; the metric gathers them once
+            split = split.shard(rank, world)
         return DataLoader(_EvalBatches(split, self.eval_batch_size), batch_size=None)
 
     def val_dataloader(self):

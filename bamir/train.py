@@ -71,6 +71,15 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
     return str(path)
 
 
+def _report(metrics: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> dict[str, float]:
+    """Write ``metrics.json`` and print the table, once (rank zero) under DDP."""
+    metrics = _finite(metrics)
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / "metrics.json", metrics)
+        print(metric_table(metrics))
+    return metrics
+
+
 def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
@@ -102,10 +111,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.info("testing the best checkpoint %s", best)
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update(trainer.callback_metrics)
-    metrics = _finite(metrics)
-    atomic_write_json(output_dir / "metrics.json", metrics)
-    print(metric_table(metrics))
-    return metrics
+    return _report(metrics, output_dir, trainer)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -121,7 +127,4 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if datamodule.test_split is not None:
         trainer.test(model, datamodule=datamodule)
         metrics.update(trainer.callback_metrics)
-    metrics = _finite(metrics)
-    atomic_write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
-    print(metric_table(metrics))
-    return metrics
+    return _report(metrics, Path(cfg.paths.output_dir), trainer)

@@ -21,7 +21,6 @@ import argparse
 import statistics
 import time
 
-from gensim.corpora import Dictionary
 from gensim.models import CoherenceModel, LdaModel
 from gensim.test.utils import datapath
 

@@ -53,21 +53,34 @@ def test_csr_from_edge_index():
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("p, q", [(1.0, 1.0), (0.25, 4.0), (4.0, 0.25), (2.0, 0.5)])
+@pytest.mark.parametrize("p, q", [(1.0, 1.0), (0.25, 4.0), (4.0, 0.25), (2.0, 0.5), (0.5, 0.5)])
 def test_walk_return_and_in_out_frequencies_follow_p_q(p, q, weighted):
     g = _probe_graph(weighted)
     expected = _expected(p, q, weighted)
-    gen = torch.Generator().manual_seed(1)
-    walks = random_walks(g, torch.zeros(40_000, dtype=torch.long), 3, p=p, q=q, generator=gen).tolist()
-    freq, n = _second_step(walks)
-    assert n > 15_000
-    for node, prob in expected.items():  # 5 standard errors at n = 20k is about 0.018
-        assert abs(freq[node] - prob) < 0.02, (node, freq, expected)
+    # default (rejection rounds, exact tail), rejection only, exact draws only
+    for options in ({}, {"tail": 0.0, "max_rounds": 1000}, {"max_rounds": 0}):
+        gen = torch.Generator().manual_seed(1)
+        walks = random_walks(g, torch.zeros(40_000, dtype=torch.long), 3, p=p, q=q, generator=gen, **options)
+        freq, n = _second_step(walks.tolist())
+        assert n > 15_000
+        for node, prob in expected.items():  # 5 standard errors at n = 20k is about 0.018
+            assert abs(freq[node] - prob) < 0.02, (options, node, freq, expected)
     # the plain-Python reference walker follows the same law
     ref = reference_random_walks(g, [0] * 10_000, 3, p=p, q=q, seed=2)
     freq, n = _second_step(ref)
     for node, prob in expected.items():
         assert abs(freq[node] - prob) < 0.04, (node, freq, expected)
+
+
+@pytest.mark.parametrize("options", [{}, {"max_rounds": 0}])
+def test_directed_graph_distance_is_measured_from_t(options):
+    # 0->1, 0->2, 1->2, 1->3, no way back to 0: from t=0 at v=1, x=2 is at distance 1 (0->2), x=3 at 2
+    g = CSRGraph.from_edge_index(torch.tensor([[0, 0, 1, 1], [1, 2, 2, 3]]), None, num_nodes=4)
+    walks = random_walks(g, torch.zeros(40_000, dtype=torch.long), 3, p=0.1, q=4.0,
+                         generator=torch.Generator().manual_seed(0), **options)
+    chosen = walks[walks[:, 1] == 1, 2]
+    assert abs(float((chosen == 2).double().mean()) - 1 / 1.25) < 0.02
+    assert not bool((chosen == 0).any())
 
 
 def test_first_step_is_weight_proportional():

@@ -53,16 +53,6 @@ def frame_hash(frame: pd.DataFrame, columns: Sequence[str]) -> str:
     return stable_hash([list(columns), len(frame), hashed.to_numpy().tobytes().hex()])
 
 
-def posts_by_account(raw: RawDataset, accounts: Sequence[str]) -> list[pd.DataFrame]:
-    """The posts of each account, in ``accounts`` order (an empty frame where it has none).
-
-    Posts keep their table order inside an account.
-    """
-    groups = {key: frame for key, frame in raw.posts.groupby("account_id", sort=False)}
-    empty = raw.posts.iloc[0:0]
-    return [groups.get(account, empty) for account in accounts]
-
-
 def joined_captions(raw: RawDataset, accounts: Sequence[str]) -> list[str]:
     """Each account's captions joined into one document (``""`` where it has none)."""
     posts = raw.posts[["account_id", "caption"]].copy()

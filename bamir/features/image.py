@@ -247,18 +247,21 @@ class ImageEncoder:
                         decoded[i] = decode_jpeg(data[i], mode=ImageReadMode.RGB, device=self.device)
                     except Exception:
                         pass
+        by_shape: dict[tuple[int, ...], list[int]] = {}
         for i, d in enumerate(data):
             if status[i] != OK:
                 continue
             try:
                 image = decoded.get(i)
                 if image is None:  # not a JPEG, or the device decoder refused it
-                    image = decode_bytes(d).to(self.device)
+                    image = decoded[i] = decode_bytes(d).to(self.device)
                 if image.ndim != 3 or image.shape[0] != 3:
                     raise ValueError("not an RGB image")
-                out[i] = resize_crop(image, size)
+                by_shape.setdefault(tuple(image.shape), []).append(i)
             except Exception:
                 status[i] = CORRUPT
+        for rows in by_shape.values():  # one batched resize per source size
+            out[rows] = resize_crop(torch.stack([decoded[i] for i in rows]), size)
         return out
 
     def loader(self, paths: Sequence[Path]) -> DataLoader:

@@ -157,7 +157,10 @@ def ensure_features(
 
     When the raw dataset is missing and ``generate`` is given (a Hydra config with a
     ``_target_``, or a callable), it is generated first. Fresh stages are only checked
-    (hashes), never recomputed.
+    (hashes), never recomputed. From a Hydra config, instantiate this function with
+    ``_recursive_: false`` so that the stages and the generator are built here, lazily
+    (recursive instantiation also works: stage objects are accepted, and a generator
+    that already ran is not run again).
     """
     if not (Path(raw_root) / DATASET_FILE).is_file():
         if generate is None:
@@ -165,7 +168,7 @@ def ensure_features(
         log.info("raw dataset %s missing: generating it", raw_root)
         if callable(generate):
             generate()
-        else:
+        elif isinstance(generate, Mapping) or hasattr(generate, "_target_"):
             from hydra.utils import instantiate
 
             instantiate(generate)

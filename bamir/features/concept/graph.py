@@ -1,7 +1,8 @@
 """The weighted concept co-occurrence graph, built from training-split accounts only.
 
-BAMIR (step 5 of the concept pipeline, ``shared/design/METHOD.md`` section 4) joins two
-concepts when they co-occur through hashtags or through mentions between accounts:
+BAMIR (Brand-Aware Micro-Influencer Ranking, 2023; step 5 of its concept pipeline,
+``shared/design/METHOD.md`` section 4) joins two concepts when they co-occur through
+hashtags or through mentions between accounts:
 
 * **hashtags**: with ``R`` the related-hashtag table (tags x concepts) and ``X`` the
   binary unit x tag matrix of the training accounts' spam-filtered hashtags (a unit is a

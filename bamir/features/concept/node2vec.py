@@ -18,8 +18,10 @@ and the first step is first-order, :math:`\propto w_{vx}`. :func:`random_walks` 
 all walkers one step together over the graph's CSR arrays, by rejection sampling
 (KnightKing, Yang et al., SOSP 2019): propose :math:`x \propto w_{vx}` by a binary search
 in the row's cumulative weights (uniform pick when unweighted), accept with probability
-:math:`\alpha_{pq}(t, x) / \max(1/p, 1, 1/q)`, and re-propose for the rejected walkers
-only. The test :math:`d_{tx} = 1` is a binary search for the key ``t * N + x`` among the
+:math:`\alpha_{pq}(t, x) / \max(1, 1/q)` (the return move, when :math:`1/p` exceeds that
+envelope, gets its own extra area: KnightKing's outlier folding), and re-propose for the
+rejected walkers only; the few walkers still rejected after some rounds take one exact
+draw over all their neighbours. The test :math:`d_{tx} = 1` is a binary search for the key ``t * N + x`` among the
 sorted CSR keys ``row * N + col``. The accepted move has exactly the distribution
 :math:`\pi`. A walker at a node without neighbours stays there. When pyg-lib is
 installed, ``p = q = 1`` and the graph is unweighted, PyG's own walker
@@ -142,6 +144,17 @@ class CSRGraph:
         pos = torch.searchsorted(self.keys, key).clamp_(max=self.keys.numel() - 1)
         return self.keys[pos] == key
 
+    def edge_weight(self, src: Tensor, dst: Tensor) -> Tensor:
+        """float64: the weight of each edge ``src[i] -> dst[i]`` (1 when unweighted), 0 where there is none."""
+        if self.keys.numel() == 0:
+            return torch.zeros(src.shape, dtype=torch.float64, device=src.device)
+        key = src * max(self.num_nodes, 1) + dst
+        pos = torch.searchsorted(self.keys, key).clamp_(max=self.keys.numel() - 1)
+        found = self.keys[pos] == key
+        w = torch.ones(pos.shape, dtype=torch.float64, device=src.device) if self.weight is None \
+            else self.weight[pos].to(torch.float64)
+        return torch.where(found, w, torch.zeros_like(w))
+
     def adjacency(self) -> list[tuple[list[int], list[float]]]:
         """Per node, its neighbours and edge weights as Python lists (for the reference walker)."""
         rowptr, col = self.rowptr.tolist(), self.col.tolist()
@@ -176,6 +189,37 @@ def _use_pyg(graph: CSRGraph, p: float, q: float, backend: str) -> bool:
     return ok
 
 
+def _exact_step(graph: CSRGraph, t: Tensor, v: Tensor, a_return: float, a_out: float,
+                generator: torch.Generator | None) -> Tensor:
+    """One exact second-order move per walker: all of ``v``'s neighbours weighed by ``alpha * w``.
+
+    Costs the sum of the walkers' degrees; used for the walkers the rejection rounds leave.
+    """
+    start = graph.rowptr[v]
+    deg = graph.rowptr[v + 1] - start
+    nxt = v.clone()  # isolated walkers stay
+    live = (deg > 0).nonzero().view(-1)
+    if live.numel() == 0:
+        return nxt
+    start, deg, t_live = start[live], deg[live], t[live]
+    seg = torch.repeat_interleave(torch.arange(live.numel(), device=v.device), deg)
+    first = torch.cumsum(deg, 0) - deg
+    slot = start[seg] + torch.arange(seg.numel(), device=v.device) - first[seg]
+    x, tt = graph.col[slot], t_live[seg]
+    w = torch.ones(slot.shape, dtype=torch.float64, device=v.device) if graph.weight is None \
+        else graph.weight[slot].to(torch.float64)
+    alpha = torch.where(x == tt, a_return, torch.where(graph.has_edge(tt, x), 1.0, a_out))
+    mass = alpha * w
+    cum = torch.cumsum(mass, 0)
+    end = cum[first + deg - 1]
+    base = cum[first] - mass[first]  # running total before the walker's segment
+    u = torch.rand(live.shape, generator=generator, device=v.device, dtype=torch.float64)
+    pos = torch.searchsorted(cum, base + u * (end - base), right=True)
+    pos = torch.minimum(torch.maximum(pos, first), first + deg - 1)
+    nxt[live] = x[pos]
+    return nxt
+
+
 def random_walks(
     graph: CSRGraph,
     start: Tensor,
@@ -183,16 +227,22 @@ def random_walks(
     p: float = 1.0,
     q: float = 1.0,
     generator: torch.Generator | None = None,
-    max_tries: int = 1000,
+    max_rounds: int = 8,
+    tail: float = 0.02,
     backend: str = "auto",
 ) -> Tensor:
-    """Biased second-order walks from every node of ``start`` [S], as long [S, walk_length].
+    r"""Biased second-order walks from every node of ``start`` [S], as long [S, walk_length].
 
     ``walk_length`` counts nodes, the start included. All walkers advance one step
-    together; rejected proposals are redrawn for those walkers only, at most
-    ``max_tries`` times (after which the last proposal is kept; with ``p, q`` in
-    [0.01, 100] that never happens in practice). ``backend``: "auto" (PyG's walker when
-    it applies, see the module docstring), "torch" or "pyg".
+    together. A step is at most ``max_rounds`` rounds of rejection sampling for the walkers
+    not yet accepted, then one exact draw (:func:`_exact_step`) for those left once they
+    are fewer than ``tail`` of the walkers (or the rounds run out), so a few unlucky
+    walkers never cost many small rounds. The rejection envelope is KnightKing's with the
+    return move as an outlier: non-return moves are proposed :math:`\propto w_{vx}` under
+    the envelope :math:`c = \max(1, 1/q)`, and when :math:`1/p > c` the return move gets an
+    extra area :math:`(1/p - c)\, w_{vt}` that is accepted outright. Both parts give
+    exactly :math:`\pi`. ``backend``: "auto" (PyG's walker when it applies, see the module
+    docstring), "torch" or "pyg".
     """
     if p <= 0 or q <= 0:
         raise ValueError("p and q must be positive")
@@ -208,27 +258,44 @@ def random_walks(
         return walks
     walks[:, 1] = _propose(graph, start, generator)
     a_return, a_out = 1.0 / p, 1.0 / q
-    a_max = max(a_return, 1.0, a_out)
+    envelope = max(1.0, a_out)
+    outlier = max(0.0, a_return - envelope)
+    return_accept = min(a_return, envelope) / envelope
     second_order = not (p == 1 and q == 1)
+    degree = graph.degree()
+    strength = graph.strength() if outlier > 0 else None
+    n_tail = max(1, int(tail * start.numel()))
     for step in range(2, walk_length):
         prev, cur = walks[:, step - 2], walks[:, step - 1]
         if not second_order:
             walks[:, step] = _propose(graph, cur, generator)
             continue
-        nxt = torch.empty_like(cur)
-        pending = torch.arange(cur.numel(), device=cur.device)
-        for attempt in range(max_tries):
+        nxt = cur.clone()  # isolated walkers stay
+        pending = (degree[cur] > 0).nonzero().view(-1)
+        if outlier > 0:
+            w_vt = graph.edge_weight(cur, prev)  # 0 where v -> t is no edge (directed graphs)
+            extra = outlier * w_vt
+            area = envelope * strength[cur] + extra
+        for _ in range(max_rounds):
+            if pending.numel() <= n_tail:
+                break
             t, v = prev[pending], cur[pending]
             x = _propose(graph, v, generator)
-            alpha = torch.where(x == t, a_return, torch.where(graph.has_edge(t, x), 1.0, a_out))
+            is_return = x == t
+            accept_p = torch.where(is_return, return_accept,
+                                   torch.where(graph.has_edge(t, x), 1.0 / envelope, a_out / envelope))
             u = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float64)
-            accept = (u * a_max < alpha) | (x == v)  # x == v: isolated, stays
-            if attempt == max_tries - 1:
-                accept[:] = True
+            if outlier > 0:
+                in_extra = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float64) \
+                    * area[pending] < extra[pending]
+                x = torch.where(in_extra, t, x)
+                accept = in_extra | (u < accept_p)
+            else:
+                accept = u < accept_p
             nxt[pending[accept]] = x[accept]
             pending = pending[~accept]
-            if pending.numel() == 0:
-                break
+        if pending.numel():
+            nxt[pending] = _exact_step(graph, prev[pending], cur[pending], a_return, a_out, generator)
         walks[:, step] = nxt
     return walks
 

@@ -2,7 +2,9 @@
 
 Implements the :class:`bamir.features.base.Stage` protocol for the modality ``concept``,
 following the published concept pipeline (``shared/design/METHOD.md`` section 4; BAMIR,
-"Brand-Aware Micro-Influencer Ranking"):
+"Brand-Aware Micro-Influencer Ranking", 2023, public code
+github.com/iristronggg/Brand-Aware-Micro-Influencer-Ranking; node2vec: Grover & Leskovec,
+KDD 2016):
 
 1. the concept set ``C`` (``knowledge/concepts.csv``);
 2. biography and business-category words to concepts through ConceptNet

@@ -1,0 +1,140 @@
+"""MIR: micro-influencer ranking by Gan et al., "Seeking Micro-influencers for Brand Promotion",
+ACM MM 2019 (METHOD.md section 7).
+
+An account's post features are pooled into one visual vector ``x_v`` (here: the store's
+``object`` + ``scene``, already pooled over the posts by the feature pipeline, which stands in
+for MIR's weighted-average post pooling) and one text vector ``x_t`` (``topic`` + ``hashtag``).
+Each goes through an MLP, and the two embeddings are fused by low-rank bilinear pooling
+(Hadamard product of projections, Kim et al., ICLR 2017)::
+
+    h_v = MLP_v(x_v)                (published: image -> 4096 -> 512)
+    h_t = MLP_t(x_t)                (published: text 300 -> 300 -> 512; here in -> in -> d)
+    f   = P^T ( tanh(U^T h_v) * tanh(V^T h_t) )          U: [d_v, r], V: [d_t, r], P: [r, d]
+    s(b, i) = mean_k f_b[k] * f_i[k] = <f_b, f_i> / d
+
+Training is listwise over Gan et al.'s k-bucket groups: a row ``(brand, positive, neg_1 ..
+neg_{k-1})`` (the ``k_buckets`` sampler) gives scores ``s [k]`` and labels ``y = (1, 0, .., 0)``::
+
+    L = sum_rows - sum_j (y_j / sum y) * log softmax(s)_j  +  l1 * sum |theta|
+
+with SGD, lr 0.002, L1 0.001 as published. When one side's modalities are all missing from
+the store, the fusion keeps the other side alone (``f = P^T tanh(U^T h)``), with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from bamir.models.base import RankingModule
+from bamir.models.encoders import MLPEncoder
+
+log = logging.getLogger(__name__)
+
+
+def listwise_loss(scores: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy of ``softmax(scores)`` against the normalised labels, summed over rows.
+
+    ``scores [B, k]`` float, ``labels [B, k]`` (0/1 or weights, at least one positive per row).
+    """
+    target = labels.float() / labels.float().sum(-1, keepdim=True)
+    return -(target * torch.log_softmax(scores, dim=-1)).sum()
+
+
+class MirModel(RankingModule):
+    """Gan et al.'s MIR ranker (see the module docstring).
+
+    Args:
+        input_dims: ``{modality: dim}`` of the attached store.
+        visual: modalities concatenated into ``x_v`` (those missing are dropped).
+        text: modalities concatenated into ``x_t``.
+        visual_hidden: MLP_v layer sizes (published ``[4096, 512]``).
+        text_hidden: MLP_t layer sizes; None = ``[text_in, embed_dim]`` (published 300 -> 300 -> 512).
+        embed_dim: the default last size of MLP_t and the output size ``d`` of the fusion.
+        rank: ``r`` of the low-rank bilinear pooling (None: ``embed_dim``).
+        dropout: between MLP layers.
+        l1: weight of the L1 penalty on all parameters.
+
+    Shapes: ``branch_scores(brands [B], candidates [C]) -> {"mir": [B, C]}``; ``embed(rows [*]) -> [*, d]``.
+    """
+
+    def __init__(
+        self,
+        input_dims: dict[str, int],
+        visual: list[str] | None = None,
+        text: list[str] | None = None,
+        visual_hidden: list[int] | None = None,
+        text_hidden: list[int] | None = None,
+        embed_dim: int = 128,
+        rank: int | None = None,
+        dropout: float = 0.0,
+        l1: float = 0.001,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        seed: int = 24,
+        store_fingerprint: dict | None = None,
+    ):
+        super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.l1 = l1
+        wanted = {"visual": list(visual if visual is not None else ["object", "scene"]),
+                  "text": list(text if text is not None else ["topic", "hashtag"])}
+        self.inputs: dict[str, list[str]] = {}
+        self.encoders = nn.ModuleDict()
+        self.projections = nn.ModuleDict()
+        rank = rank or embed_dim
+        for side, names in wanted.items():
+            used = [m for m in names if m in input_dims]
+            if len(used) < len(names):
+                log.warning("MIR %s side: the store lacks %s", side, [m for m in names if m not in input_dims])
+            if not used:
+                continue
+            in_dim = sum(input_dims[m] for m in used)
+            hidden = visual_hidden if side == "visual" else text_hidden
+            hidden = list(hidden) if hidden is not None else (
+                [512, embed_dim] if side == "visual" else [in_dim, embed_dim])
+            self.inputs[side] = used
+            self.encoders[side] = MLPEncoder(in_dim, hidden, dropout=dropout)
+            self.projections[side] = nn.Linear(hidden[-1], rank)
+        if not self.inputs:
+            raise ValueError(f"MIR: neither visual {wanted['visual']} nor text {wanted['text']} is in the store")
+        if len(self.inputs) == 1:
+            log.warning("MIR: only the %s side is available; no bilinear fusion", next(iter(self.inputs)))
+        self.output = nn.Linear(rank, embed_dim)
+        self.embed_dim = embed_dim
+
+    def embed(self, rows: Tensor) -> Tensor:
+        """Fused account embedding ``rows [*] -> [*, d]``."""
+        fused = None
+        for side, names in self.inputs.items():
+            x = torch.cat([self.features(m, rows) for m in names], dim=-1)
+            z = torch.tanh(self.projections[side](self.encoders[side](x)))
+            fused = z if fused is None else fused * z
+        return self.output(fused)
+
+    def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
+        return {"mir": self.embed(brands) @ self.embed(candidates).T / self.embed_dim}
+
+    def row_scores(self, rows: Tensor) -> Tensor:
+        """Scores of training rows ``(brand, items...) [B, 1 + k] -> [B, k]``."""
+        e = self.embed(rows)
+        return (e[:, :1] * e[:, 1:]).mean(-1)
+
+    def loss(self, rows: Tensor) -> dict[str, Tensor]:
+        """Listwise loss of rows ``(brand, positive, negatives...)``: the positive is item 0."""
+        scores = self.row_scores(rows)
+        labels = torch.zeros_like(scores)
+        labels[:, 0] = 1
+        terms = {"listwise": listwise_loss(scores, labels),
+                 "l1": self.l1 * torch.stack([p.abs().sum() for p in self.parameters()]).sum()}
+        terms["loss"] = terms["listwise"] + terms["l1"]
+        return terms
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        terms = self.loss(batch)
+        self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=False, on_epoch=True,
+                      batch_size=len(batch))
+        return terms["loss"]
