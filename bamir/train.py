@@ -9,9 +9,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from bamir.config import check_output_dir, instantiate
 from bamir.datamodule import RankingDataModule
 from bamir.models.base import RankingModule, load_checkpoint
 from bamir.report import metric_table
@@ -90,6 +90,7 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (and test) as configured; returns all metrics, written to ``metrics.json`` too."""
+    check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg)
     model = build_model(cfg, datamodule)
@@ -116,6 +117,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Evaluate a checkpoint on the validation and test splits of its dataset."""
+    check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg)
     model = load_checkpoint(resolve_checkpoint(cfg), datamodule)

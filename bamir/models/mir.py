@@ -56,6 +56,10 @@ class MirModel(RankingModule):
         embed_dim: the default last size of MLP_t and the output size ``d`` of the fusion.
         rank: ``r`` of the low-rank bilinear pooling (None: ``embed_dim``).
         dropout: between MLP layers.
+        standardize: z-score each input column with its mean and sd over all accounts of the store
+            (label-free). The store's simplex features (topic, object, scene) are tiny per column;
+            unscaled, the bilinear fusion starts at a flat saddle near zero and SGD at lr 0.002
+            does not leave it.
         l1: weight of the L1 penalty on all parameters.
 
     Shapes: ``branch_scores(brands [B], candidates [C]) -> {"mir": [B, C]}``; ``embed(rows [*]) -> [*, d]``.
@@ -72,6 +76,7 @@ class MirModel(RankingModule):
         rank: int | None = None,
         dropout: float = 0.0,
         l1: float = 0.001,
+        standardize: bool = True,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
         seed: int = 24,
@@ -80,6 +85,7 @@ class MirModel(RankingModule):
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.l1 = l1
+        self.standardize = standardize
         wanted = {"visual": list(visual if visual is not None else ["object", "scene"]),
                   "text": list(text if text is not None else ["topic", "hashtag"])}
         self.inputs: dict[str, list[str]] = {}
@@ -106,11 +112,27 @@ class MirModel(RankingModule):
         self.output = nn.Linear(rank, embed_dim)
         self.embed_dim = embed_dim
 
+    def attach_features(self, features: dict[str, Tensor]) -> None:
+        super().attach_features(features)
+        for name, matrix in features.items():
+            x = matrix.float()
+            self.register_buffer(f"mean_{name}", x.mean(0).to(getattr(self, f"features_{name}").device),
+                                 persistent=False)
+            self.register_buffer(f"scale_{name}", x.std(0).clamp_min(1e-6).reciprocal().to(
+                getattr(self, f"features_{name}").device), persistent=False)
+
+    def inputs_of(self, name: str, rows: Tensor) -> Tensor:
+        """Rows of one input modality, standardised when configured: ``rows [*] -> [*, dim]``."""
+        x = self.features(name, rows)
+        if self.standardize:
+            x = (x - getattr(self, f"mean_{name}")) * getattr(self, f"scale_{name}")
+        return x
+
     def embed(self, rows: Tensor) -> Tensor:
         """Fused account embedding ``rows [*] -> [*, d]``."""
         fused = None
         for side, names in self.inputs.items():
-            x = torch.cat([self.features(m, rows) for m in names], dim=-1)
+            x = torch.cat([self.inputs_of(m, rows) for m in names], dim=-1)
             z = torch.tanh(self.projections[side](self.encoders[side](x)))
             fused = z if fused is None else fused * z
         return self.output(fused)

@@ -6,7 +6,7 @@ hashtags or through mentions between accounts:
 
 * **hashtags**: with ``R`` the related-hashtag table (tags x concepts) and ``X`` the
   binary unit x tag matrix of the training accounts' spam-filtered hashtags (a unit is a
-  post, or an account with ``unit="account"``), ``Y = [X R > 0]`` marks the concepts each
+  post, or an account with the stage's ``hashtag_unit="account"``), ``Y = [X R > 0]`` marks the concepts each
   unit touches and ``H = Y^T Y`` (diagonal zeroed) counts the units in which both
   concepts occur. Pairs with ``H < threshold`` are dropped (published: 8).
 * **mentions**: every caption mention ``a -> b`` between two *training* accounts of an

@@ -393,8 +393,8 @@ def train_node2vec(
     graph: CSRGraph,
     dim: int = 128,
     walks_per_node: int = 50,
-    walk_length: int = 40,
-    window: int = 5,
+    walk_length: int = 80,
+    window: int = 10,
     p: float = 1.0,
     q: float = 1.0,
     epochs: int = 1,
@@ -403,7 +403,7 @@ def train_node2vec(
     steps: int = 300,
     batch_size: int = 4096,
     lr: float | None = None,
-    walk_batch: int = 65536,
+    walk_batch: int | None = None,
     seed: int = 0,
     device: str | torch.device = "cpu",
     backend: str = "auto",
@@ -411,7 +411,8 @@ def train_node2vec(
     r"""Learn node embeddings: walks (:func:`random_walks`) + skip-gram with negative sampling.
 
     Every epoch, ``walks_per_node`` walks of ``walk_length`` nodes start at every node
-    (``walk_batch`` walkers at a time) and yield the pairs within ``window`` steps.
+    (``walk_batch`` walkers at a time; by default as many as keep a chunk's pairs near 8 M)
+    and yield the pairs within ``window`` steps.
 
     ``objective``:
 
@@ -454,6 +455,10 @@ def train_node2vec(
     walk_seconds = train_seconds = 0.0
     total_walks = total_pairs = 0
 
+    pairs_per_walk = 2 * sum(max(walk_length - d, 0) for d in range(1, window + 1))
+    if walk_batch is None:
+        walk_batch = max(256, (1 << 23) // max(pairs_per_walk, 1))
+
     def epoch_walks():
         nonlocal walk_seconds, total_walks, total_pairs
         starts = torch.arange(n, device=device).repeat(walks_per_node)
@@ -461,19 +466,21 @@ def train_node2vec(
         for chunk in starts.split(walk_batch):
             t0 = time.perf_counter()
             walks = random_walks(graph, chunk, walk_length, p, q, generator=gen, backend=backend)
-            center, context = walk_pairs(walks, window)
             walk_seconds += time.perf_counter() - t0
             total_walks += chunk.numel()
-            total_pairs += center.numel()
-            yield center, context
+            total_pairs += chunk.numel() * pairs_per_walk
+            yield walks
 
     if objective == "expected":
         counts = torch.zeros(n * n, dtype=torch.float64, device=device)
         for _ in range(epochs):
-            for center, context in epoch_walks():
-                counts += torch.bincount(center * n + context, minlength=n * n).to(counts.dtype)
+            for walks in epoch_walks():
+                for d in range(1, min(window, walk_length - 1) + 1):  # one direction; symmetrised below
+                    keys = walks[:, :-d].reshape(-1) * n + walks[:, d:].reshape(-1)
+                    counts += torch.bincount(keys, minlength=n * n).to(counts.dtype)
         t0 = time.perf_counter()
-        counts = counts.view(n, n).float()
+        counts = counts.view(n, n)
+        counts = (counts + counts.T).float()
         total = counts.sum().clamp(min=1.0)
         neg_weight = negatives * counts.sum(1, keepdim=True) * (noise / noise.sum())[None, :]
         params = [model.inp.weight, model.out.weight]
@@ -493,7 +500,8 @@ def train_node2vec(
         optimiser = torch.optim.SparseAdam(params, lr=lr) if sparse else torch.optim.Adam(params, lr=lr)
         for _ in range(epochs):
             epoch_loss, batches = 0.0, 0
-            for center, context in epoch_walks():
+            for walks in epoch_walks():
+                center, context = walk_pairs(walks, window)
                 t0 = time.perf_counter()
                 order = torch.randperm(center.numel(), generator=gen, device=device)
                 for idx in order.split(batch_size):

@@ -32,7 +32,6 @@ Everything fitted (spam list, related hashtags, lexicon, graph, embeddings) is s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -46,6 +45,7 @@ from safetensors.torch import load_file, save_file
 
 from bamir.data.schema import CONCEPTNET_FILES, CONCEPTS_FILE, KNOWLEDGE_DIR, RELATED_HASHTAGS_FILE, RawDataset
 from bamir.features.base import StageOutput
+from bamir.features.common import frame_hash, resolve_device
 from bamir.features.concept.conceptnet import DEFAULT_RELATIONS, ConceptNetIndex, check_path, fingerprint
 from bamir.features.concept.graph import (
     DEFAULT_MENTION_KINDS,
@@ -88,12 +88,7 @@ def _plain(value: Any) -> Any:
 
 
 def _frame_hash(frame: pd.DataFrame, columns: Sequence[str]) -> str:
-    present = [c for c in columns if c in frame.columns]
-    digest = hashlib.sha256(json.dumps(present).encode())
-    if present:
-        values = pd.util.hash_pandas_object(frame[present].astype(str), index=False).to_numpy()
-        digest.update(values.tobytes())
-    return digest.hexdigest()
+    return frame_hash(frame, [c for c in columns if c in frame.columns])
 
 
 @dataclass
@@ -201,7 +196,7 @@ class ConceptStage:
     Args (all plain data; Hydra passes them from ``conf/features/concept``):
         dim, walks_per_node, walk_length, window, p, q, epochs, negatives, objective,
             steps, lr, batch_size: node2vec (:func:`.node2vec.train_node2vec`); published
-            128-d, 50 walks per node.
+            128-d, 50 walks per node; walk length 80 and window 10 are node2vec's defaults.
         source_weights: ``{biography, business_category, hashtags}`` -> beta (1 each).
         normalise_sources: normalise each source's scores to sum 1 per account.
         edge_factor: lexicon weight of a ConceptNet neighbour relative to an exact match.
@@ -226,8 +221,8 @@ class ConceptStage:
         self,
         dim: int = 128,
         walks_per_node: int = 50,
-        walk_length: int = 40,
-        window: int = 5,
+        walk_length: int = 80,
+        window: int = 10,
         p: float = 1.0,
         q: float = 1.0,
         epochs: int = 1,
@@ -331,10 +326,11 @@ class ConceptStage:
         parsed = parse_captions(raw.posts)
         fitted = self.fit(raw, train_accounts, parsed=parsed)
         t0 = time.perf_counter()
-        table = raw.accounts.drop_duplicates("account_id").set_index("account_id")
-        frame = table.reindex([str(a) for a in accounts]).reset_index()
-        unknown = int(frame["kind"].isna().sum()) if "kind" in frame else 0
-        frame = frame.fillna("")
+        columns = [c for c in ("username", "kind", "biography", "business_category") if c in raw.accounts.columns]
+        table = raw.accounts.drop_duplicates("account_id").set_index("account_id")[columns]
+        frame = table.reindex([str(a) for a in accounts])
+        unknown = int((~frame.index.isin(table.index)).sum())
+        frame = frame.astype(object).fillna("").rename_axis("account_id").reset_index()
         features, present, link = fitted.encode(frame, parsed)
         fitted.timings["encode"] = time.perf_counter() - t0
         if workdir is not None:
@@ -475,7 +471,7 @@ class ConceptStage:
                 csr, dim=s["dim"], walks_per_node=s["walks_per_node"], walk_length=s["walk_length"],
                 window=s["window"], p=s["p"], q=s["q"], epochs=s["epochs"], negatives=s["negatives"],
                 objective=s["objective"], steps=s["steps"], lr=s["lr"], batch_size=s["batch_size"],
-                seed=s["seed"], device=self.device,
+                seed=s["seed"], device=resolve_device(self.device),
             )
             fitted.embedding = result.embedding
             timings["node2vec_walks"] = result.walk_seconds

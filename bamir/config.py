@@ -1,0 +1,61 @@
+"""Config helpers: instantiation restricted to known packages, and output-folder checks.
+
+Hydra instantiates whatever ``_target_`` a config names; a config from an untrusted source could
+name ``os.system``. :func:`instantiate` refuses any target outside :data:`ALLOWED_TARGETS`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import hydra.utils
+from omegaconf import DictConfig, ListConfig
+
+#: module prefixes a config's ``_target_`` may name
+ALLOWED_TARGETS = ("bamir.", "torch.", "lightning.", "torchmetrics.", "timm.", "torch_geometric.", "transformers.")
+
+
+def check_targets(cfg: Any, where: str = "") -> None:
+    """Raise ValueError naming the key of every ``_target_`` outside the allowed packages."""
+    if isinstance(cfg, (DictConfig, dict)):
+        items = cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else cfg.items()
+        for key, value in items:
+            path = f"{where}.{key}" if where else str(key)
+            if key == "_target_":
+                target = str(value)
+                if not target.startswith(ALLOWED_TARGETS):
+                    raise ValueError(
+                        f"config key {path}: target {target!r} is not allowed; "
+                        f"targets must start with one of {ALLOWED_TARGETS}"
+                    )
+            else:
+                check_targets(value, path)
+    elif isinstance(cfg, (ListConfig, list, tuple)):
+        for i, value in enumerate(cfg):
+            check_targets(value, f"{where}[{i}]")
+
+
+def instantiate(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` after :func:`check_targets`."""
+    check_targets(cfg)
+    return hydra.utils.instantiate(cfg, *args, **kwargs)
+
+
+def check_output_dir(path: str | Path, min_free_mb: float = 100.0) -> Path:
+    """Fail early, with a clear message, when ``path`` cannot be written or its disk is nearly full."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise OSError(f"output folder {path} is not writable ({err.strerror or err}); "
+                      "set paths.root_dir or BAMIR_ROOT to a writable place") from err
+    free_mb = shutil.disk_usage(path).free / 2**20
+    if free_mb < min_free_mb:
+        raise OSError(f"output folder {path}: only {free_mb:.0f} MiB free on its disk, "
+                      f"below the {min_free_mb:.0f} MiB a run needs (paths.min_free_mb)")
+    return path
