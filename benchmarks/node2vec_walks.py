@@ -3,10 +3,10 @@
 Both walkers sample the same biased second-order walks (Grover & Leskovec, KDD 2016; see
 :mod:`bamir.features.concept.node2vec`) on the same graphs in the same run: Zachary's
 karate club (weighted), a 412-node weighted stochastic block model shaped like BAMIR's
-concept graph, and a 20k-node weighted Barabasi-Albert graph. Each timing is the median of
+concept graph, and a 10k-node weighted Barabasi-Albert graph. Each timing is the median of
 ``--repeats`` runs; the speedup compares walks per second.
 
-    python benchmarks/node2vec_walks.py [--repeats 5] [--walk-length 40] [--device cpu|cuda]
+    python benchmarks/node2vec_walks.py [--repeats 5] [--walk-length 80] [--device cpu|cuda]
                                         [--threads N] [--json out.json]
 """
 
@@ -30,7 +30,7 @@ def graphs(seed: int = 0) -> dict[str, nx.Graph]:
     probs = np.full((12, 12), 0.02)
     np.fill_diagonal(probs, 0.3)
     sbm = nx.stochastic_block_model(sizes, probs.tolist(), seed=seed)
-    ba = nx.barabasi_albert_graph(20_000, 5, seed=seed)
+    ba = nx.barabasi_albert_graph(10_000, 5, seed=seed)
     for g in (sbm, ba):
         for u, v in g.edges():
             g.edges[u, v]["weight"] = float(np.sqrt(rng.integers(8, 200) / 2))  # like sqrt(cooc / 2)
@@ -49,7 +49,7 @@ def median_time(fn, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--walk-length", type=int, default=40)
+    parser.add_argument("--walk-length", type=int, default=80)
     parser.add_argument("--walks-per-node", type=int, default=10, help="vectorised walker: walks per node")
     parser.add_argument("--reference-walks", type=int, default=1000, help="reference walker: walks per run")
     parser.add_argument("--device", default="cpu")

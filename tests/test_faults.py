@@ -59,3 +59,46 @@ def test_wandb_offline_needs_no_network(cfg_train, monkeypatch, tmp_path):
     metrics = train(cfg)
     assert metrics["test/auc_global"] is not None
     assert list((tmp_path / "wb" / "run" / "wandb").glob("offline-run-*")), "an offline run to sync later"
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path, shared_data, monkeypatch):
+    import lightning as L
+
+    import bamir.train as runs
+    from tests.conftest import compose_config
+
+    def config(name, ckpt=None):
+        cfg = compose_config("train", tmp_path / name, ["trainer.max_epochs=3", "test=false"])
+        with open_dict(cfg):
+            cfg.paths.data_dir = str(shared_data)
+            cfg.ckpt_path = ckpt
+        return cfg
+
+    straight = train(config("straight"))
+
+    class CrashMidEpoch(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 3:
+                raise _Crash("killed mid-epoch")
+
+    build = runs.build_trainer
+    monkeypatch.setattr(runs, "build_trainer", lambda cfg, **kw: _with(build(cfg, **kw), CrashMidEpoch()))
+    crashed = config("crashed")
+    with pytest.raises(_Crash):
+        train(crashed)
+    monkeypatch.setattr(runs, "build_trainer", build)
+    last = tmp_path / "crashed" / "run" / "checkpoints" / "last.ckpt"
+    assert last.is_file(), "the last finished epoch is on disk"
+    resumed = train(config("resumed", str(last)))
+    for key, value in straight.items():
+        if key.startswith("val/") and value is not None:
+            assert resumed[key] == pytest.approx(value, abs=1e-5), key
+
+
+def _with(trainer, callback):
+    trainer.callbacks.append(callback)
+    return trainer

@@ -18,6 +18,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from bamir.cli import CONFIG_DIR
+
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +45,7 @@ def run(cfg: DictConfig) -> int:
     return 0
 
 
-@hydra.main(config_path="../../conf", config_name="synthesize", version_base="1.3")
+@hydra.main(config_path=CONFIG_DIR, config_name="synthesize", version_base="1.3")
 def _app(cfg: DictConfig) -> int:
     return run(cfg)
 
