@@ -137,6 +137,8 @@ class BamirModel(RankingModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         terms = self.loss(batch)
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=False, on_epoch=True,
-                      batch_size=len(batch))
+        self.log("train/loss", terms["loss"], on_step=False, on_epoch=True, batch_size=len(batch))
+        if batch_idx % self.trainer.log_every_n_steps == 0:  # the terms, sparsely: logging costs per call
+            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, on_step=True,
+                          on_epoch=False, batch_size=len(batch))
         return terms["loss"]

@@ -61,6 +61,7 @@ class MirModel(RankingModule):
             unscaled, the bilinear fusion starts at a flat saddle near zero and SGD at lr 0.002
             does not leave it.
         l1: weight of the L1 penalty on all parameters.
+        score_scale: ``gamma`` in ``s = gamma * mean_k f_b[k] f_i[k]`` (1 = published; ``d`` = the inner product).
 
     Shapes: ``branch_scores(brands [B], candidates [C]) -> {"mir": [B, C]}``; ``embed(rows [*]) -> [*, d]``.
     """
@@ -77,6 +78,7 @@ class MirModel(RankingModule):
         dropout: float = 0.0,
         l1: float = 0.001,
         standardize: bool = True,
+        score_scale: float = 1.0,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
         seed: int = 24,
@@ -86,6 +88,7 @@ class MirModel(RankingModule):
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.l1 = l1
         self.standardize = standardize
+        self.score_scale = float(score_scale)
         wanted = {"visual": list(visual if visual is not None else ["object", "scene"]),
                   "text": list(text if text is not None else ["topic", "hashtag"])}
         self.inputs: dict[str, list[str]] = {}
@@ -138,12 +141,12 @@ class MirModel(RankingModule):
         return self.output(fused)
 
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
-        return {"mir": self.embed(brands) @ self.embed(candidates).T / self.embed_dim}
+        return {"mir": self.score_scale * (self.embed(brands) @ self.embed(candidates).T) / self.embed_dim}
 
     def row_scores(self, rows: Tensor) -> Tensor:
         """Scores of training rows ``(brand, items...) [B, 1 + k] -> [B, k]``."""
         e = self.embed(rows)
-        return (e[:, :1] * e[:, 1:]).mean(-1)
+        return self.score_scale * (e[:, :1] * e[:, 1:]).mean(-1)
 
     def loss(self, rows: Tensor) -> dict[str, Tensor]:
         """Listwise loss of rows ``(brand, positive, negatives...)``: the positive is item 0."""
