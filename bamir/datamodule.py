@@ -118,8 +118,8 @@ class EpochBatchSampler(Sampler):
         batches = list(order.split(self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
-        per_rank = len(batches) // self.world_size if self.world_size > 1 else len(batches)
-        return batches[self.rank * per_rank:(self.rank + 1) * per_rank] if self.world_size > 1 else batches
+        per_rank = len(batches) // self.world_size  # equal shares: DDP ranks must step together
+        return batches[self.rank * per_rank:(self.rank + 1) * per_rank]
 
     def __iter__(self):
         # a generator: the epoch is read at the first batch, when a resumed trainer has settled it
@@ -128,7 +128,9 @@ class EpochBatchSampler(Sampler):
         yield from self._batches()
 
     def __len__(self) -> int:
-        return len(self._batches())
+        full, rest = divmod(len(self.rows), self.batch_size)
+        count = full + int(rest > 0 and not self.drop_last)
+        return count // self.world_size
 
 
 class RankingDataModule(L.LightningDataModule):

@@ -12,6 +12,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
+from bamir.cli import CONFIG_DIR
 from bamir.features.pipeline import prepare
 
 log = logging.getLogger("bamir.prepare")
@@ -33,7 +34,7 @@ def run(cfg: DictConfig):
     return store
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="prepare")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="prepare")
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

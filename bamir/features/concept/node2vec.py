@@ -229,6 +229,7 @@ def random_walks(
     generator: torch.Generator | None = None,
     max_rounds: int = 8,
     tail: float = 0.02,
+    exact_slots: int = 65536,
     backend: str = "auto",
 ) -> Tensor:
     r"""Biased second-order walks from every node of ``start`` [S], as long [S, walk_length].
@@ -237,7 +238,9 @@ def random_walks(
     together. A step is at most ``max_rounds`` rounds of rejection sampling for the walkers
     not yet accepted, then one exact draw (:func:`_exact_step`) for those left once they
     are fewer than ``tail`` of the walkers (or the rounds run out), so a few unlucky
-    walkers never cost many small rounds. The rejection envelope is KnightKing's with the
+    walkers never cost many small rounds. When the walkers' neighbour lists hold at most
+    ``max(exact_slots, 4 * walkers)`` entries in all, the whole step is one exact draw
+    instead (small graphs, few walkers). The rejection envelope is KnightKing's with the
     return move as an outlier: non-return moves are proposed :math:`\propto w_{vx}` under
     the envelope :math:`c = \max(1, 1/q)`, and when :math:`1/p > c` the return move gets an
     extra area :math:`(1/p - c)\, w_{vt}` that is accepted outright. Both parts give
@@ -270,8 +273,12 @@ def random_walks(
         if not second_order:
             walks[:, step] = _propose(graph, cur, generator)
             continue
+        deg_cur = degree[cur]
+        if int(deg_cur.sum()) <= max(exact_slots, 4 * cur.numel()):  # few neighbour slots: draw exactly
+            walks[:, step] = _exact_step(graph, prev, cur, a_return, a_out, generator)
+            continue
         nxt = cur.clone()  # isolated walkers stay
-        pending = (degree[cur] > 0).nonzero().view(-1)
+        pending = (deg_cur > 0).nonzero().view(-1)
         if outlier > 0:
             w_vt = graph.edge_weight(cur, prev)  # 0 where v -> t is no edge (directed graphs)
             extra = outlier * w_vt
