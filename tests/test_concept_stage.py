@@ -333,3 +333,16 @@ def test_prepare_pipeline_writes_the_concept_modality(raw_root, tmp_path):
     pipeline.prepare(raw_root, tmp_path / "store", cfg, report=report, progress=False)
     assert report["concept"]["status"] == "fresh"
     assert store.record("concept")["counts"]["no_concept"] == 1
+
+
+def test_account_weights_tolerate_missing_text():
+    from bamir.features.concept.linking import ConceptLexicon, account_concept_weights
+
+    lexicon = ConceptLexicon(["fitness", "food"], {"fitness": {"fitness": 1.0}, "gym": {"fitness": 0.5},
+                                                   "food": {"food": 1.0}})
+    frame = pd.DataFrame({"account_id": ["a", "b", "c", "d"],
+                          "biography": pd.array([None, pd.NA, "Gym rat", "food"], dtype="string"),
+                          "business_category": [None, "Food", "", float("nan")]})
+    link = account_concept_weights(frame, {"a": {"yum": 2}, "d": {"yum": 1}}, lexicon, {"food": {"yum": 1.0}})
+    assert link.weights.tolist() == [[0, 1], [0, 1], [1, 0], [0, 2]]
+    assert link.linked() == {"any": 4, "biography": 2, "business_category": 1, "hashtags": 2}

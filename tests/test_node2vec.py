@@ -57,8 +57,9 @@ def test_csr_from_edge_index():
 def test_walk_return_and_in_out_frequencies_follow_p_q(p, q, weighted):
     g = _probe_graph(weighted)
     expected = _expected(p, q, weighted)
-    # default (rejection rounds, exact tail), rejection only, exact draws only
-    for options in ({}, {"tail": 0.0, "max_rounds": 1000}, {"max_rounds": 0}):
+    # default (exact: few slots), rejection rounds + exact tail, rejection only, exact draws only
+    for options in ({}, {"exact_slots": 0}, {"exact_slots": 0, "tail": 0.0, "max_rounds": 1000},
+                    {"exact_slots": 0, "max_rounds": 0}):
         gen = torch.Generator().manual_seed(1)
         walks = random_walks(g, torch.zeros(40_000, dtype=torch.long), 3, p=p, q=q, generator=gen, **options)
         freq, n = _second_step(walks.tolist())
@@ -72,7 +73,7 @@ def test_walk_return_and_in_out_frequencies_follow_p_q(p, q, weighted):
         assert abs(freq[node] - prob) < 0.04, (node, freq, expected)
 
 
-@pytest.mark.parametrize("options", [{}, {"max_rounds": 0}])
+@pytest.mark.parametrize("options", [{}, {"exact_slots": 0}, {"exact_slots": 0, "tail": 0.0, "max_rounds": 1000}])
 def test_directed_graph_distance_is_measured_from_t(options):
     # 0->1, 0->2, 1->2, 1->3, no way back to 0: from t=0 at v=1, x=2 is at distance 1 (0->2), x=3 at 2
     g = CSRGraph.from_edge_index(torch.tensor([[0, 0, 1, 1], [1, 2, 2, 3]]), None, num_nodes=4)

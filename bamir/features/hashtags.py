@@ -151,8 +151,9 @@ def count_hashtags(parsed: pd.DataFrame, accounts: Iterable[str] | None = None) 
     ``parsed`` is the output of :func:`parse_captions`; ``accounts`` (optional) restricts
     the result and makes sure each listed account has an entry, possibly empty.
     """
-    wanted = None if accounts is None else set(accounts)
-    counts: dict[str, Counter] = {a: Counter() for a in (accounts or ())}
+    listed = None if accounts is None else list(accounts)
+    wanted = None if listed is None else set(listed)
+    counts: dict[str, Counter] = {a: Counter() for a in (listed or ())}
     for account, tags in zip(parsed["account_id"], parsed["hashtags"]):
         if wanted is not None and account not in wanted:
             continue

@@ -78,7 +78,7 @@ def tokenize(text: str | None) -> list[str]:
     >>> tokenize("Travel photographer @nat_geo. Coffee & dogs! https://x.io")
     ['travel', 'photographer', 'coffee', 'dogs']
     """
-    if not text or not isinstance(text, str):
+    if not isinstance(text, str) or not text:
         return []
     text = _STRIP.sub(" ", normalise(text))
     return [word.replace("\u2019", "'") for word in _word_pattern().findall(text)]

@@ -45,7 +45,6 @@ import os
 import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -349,7 +348,3 @@ def account_concept_weights(
         sources={s: torch.from_numpy(m.astype(np.float32)) for s, m in raw.items()},
     )
 
-
-def default_knowledge_path(root: str | os.PathLike, name: str) -> Path:
-    """``<raw root>/knowledge/<name>``."""
-    return Path(root) / "knowledge" / name

@@ -15,19 +15,25 @@ with probability proportional to
                                       1/q & d_{tx} = 2 \ (\text{in-out: moving away}) \end{cases}
 
 and the first step is first-order, :math:`\propto w_{vx}`. :func:`random_walks` advances
-all walkers one step together over the graph's CSR arrays, by rejection sampling
-(KnightKing, Yang et al., SOSP 2019): propose :math:`x \propto w_{vx}` by a binary search
-in the row's cumulative weights (uniform pick when unweighted), accept with probability
-:math:`\alpha_{pq}(t, x) / \max(1, 1/q)` (the return move, when :math:`1/p` exceeds that
-envelope, gets its own extra area: KnightKing's outlier folding), and re-propose for the
-rejected walkers only; the few walkers still rejected after some rounds take one exact
-draw over all their neighbours. The test :math:`d_{tx} = 1` is a binary search for the key ``t * N + x`` among the
-sorted CSR keys ``row * N + col``. The accepted move has exactly the distribution
-:math:`\pi`. A walker at a node without neighbours stays there. When pyg-lib is
-installed, ``p = q = 1`` and the graph is unweighted, PyG's own walker
-(``torch.ops.pyg.random_walk``, what ``torch_geometric.nn.Node2Vec`` uses) runs instead.
-:func:`reference_random_walks` is a plain-Python walker that computes :math:`\pi`
-exactly at every step, for tests and the benchmark.
+all walkers one step together over the graph's CSR arrays. Per step it either
+
+* draws exactly (:func:`_exact_step`): every walker's neighbour slots are laid out flat,
+  weighed by :math:`\alpha_{pq} w`, and one binary search in their running sum picks
+  each walker's move (used when the walkers' neighbour lists are short in all), or
+* samples by rejection (KnightKing, Yang et al., SOSP 2019): propose
+  :math:`x \propto w_{vx}` by a binary search in the cumulative weights (a uniform pick
+  when unweighted), accept with probability :math:`\alpha_{pq}(t, x) / c` under the
+  envelope :math:`c = \max(1, 1/q)`, the return move getting its own extra area
+  :math:`(1/p - c)\, w_{vt}` when :math:`1/p > c` (outlier folding); rejected walkers
+  re-propose, and the last few take one exact draw.
+
+Both give exactly :math:`\pi`. The test :math:`d_{tx} = 1` is a binary search for the key
+``t * N + x`` among the sorted CSR keys ``row * N + col``. A walker at a node without
+neighbours stays there. When pyg-lib is installed, ``p = q = 1`` and the graph is
+unweighted, PyG's own walker (``torch.ops.pyg.random_walk``, what
+``torch_geometric.nn.Node2Vec`` uses) runs instead. :func:`reference_random_walks` is a
+plain-Python walker that computes :math:`\pi` exactly at every step, for tests and the
+benchmark.
 
 **Skip-gram with negative sampling** (Mikolov et al., NeurIPS 2013). For every pair of
 nodes ``(u, c)`` at most ``window`` steps apart in a walk, and ``K`` negatives ``n_k``
@@ -37,8 +43,11 @@ degree, to which a walk's visit frequency is proportional),
 .. math::
     \ell = -\log \sigma(z_u^\top z'_c) - \sum_{k=1}^{K} \log \sigma(-z_u^\top z'_{n_k}),
 
-with input embeddings ``z`` (the result) and output embeddings ``z'``, minimised by
-sparse Adam over shuffled mini-batches; fresh walks are drawn every epoch.
+with input embeddings ``z`` (the result) and output embeddings ``z'``. :func:`train_node2vec`
+minimises it either as word2vec does (shuffled mini-batches of pairs, sampled negatives,
+fresh walks every epoch) or, for graphs of a few thousand nodes such as BAMIR's concept
+graph, exactly in expectation over the negatives from the walks' pair counts, full-batch
+(see its docstring).
 """
 
 from __future__ import annotations

@@ -1,0 +1,622 @@
+"""Benchmark: several rankers x several seeds on one dataset, one table with confidence intervals.
+
+Every run is an ordinary :func:`bamir.train.train` call on a composed ``conf/train.yaml``
+(``model=<name> seed=<s>`` plus the run's overrides), with one extra callback,
+:class:`TestScoreRecorder`, that keeps the test split's ``[B, C]`` score matrix of the model
+the test metrics were computed with (the best checkpoint of a learned model). From those matrices:
+
+- **point estimate**: a metric's value on the whole test split (as :mod:`bamir.metrics` computes
+  it), averaged over the seeds;
+- **95% confidence interval**: percentile bootstrap over test brands. One bootstrap sample draws
+  ``B`` test brands with replacement; the metric is recomputed on the drawn brands for each seed
+  and averaged over the seeds. Per-brand means (AUC per brand, cAUC, R@k, MRR, MAP, NDCG) are
+  weighted means of per-brand values; MedR is the median of the drawn brands' first-positive
+  ranks; the global ROC-AUC is recomputed from the ``[B, B]`` table of cross-brand wins
+  ``W[b, b'] = sum_{p pos of b} #{n neg of b': s_n < s_p} + 0.5 #{... =}`` as
+  ``w^T W w / ((w . P) (w . N))`` with ``w`` the brands' draw counts;
+- **paired bootstrap test** against the reference model (BAMIR by default): on the same drawn
+  brands, ``d* = stat_model - stat_ref``; with ``d`` the observed difference, the two-sided
+  p-value is ``(1 + #{|d* - d| >= |d|}) / (R + 1)`` (the shift method, Sakai 2006). A model
+  against itself gets ``p = 1``.
+
+Outputs, in the benchmark's output folder: ``benchmark.md``, ``benchmark.csv`` (long: one row per
+model and metric), ``runs.csv`` (each run's test metrics and time), the plots
+``recall_at_k.png``, ``category_auc.png``, ``score_distributions.png``, and each run's folder
+under ``jobs/<name>/seed<s>/`` (with its ``test_scores.pt``). With a W&B logger configured, the
+table goes to W&B as a ``wandb.Table`` and the plots as images.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import Tensor
+
+log = logging.getLogger(__name__)
+
+#: metrics of the table, in display order (bamir.metrics names)
+METRICS = ("auc_global", "auc_brand", "auc_pairs", "cauc", "recall@10", "recall@50", "mrr", "map", "medr", "ndcg@10")
+LOWER_IS_BETTER = {"medr"}
+LABELS = {"auc_global": "AUC (global)", "auc_brand": "AUC (brand)", "auc_pairs": "AUC (pairs)", "cauc": "cAUC",
+          "recall@10": "R@10", "recall@50": "R@50", "mrr": "MRR", "map": "MAP", "medr": "MedR", "ndcg@10": "NDCG@10"}
+
+
+# ---------------------------------------------------------------------------------------- recording
+class TestScoreRecorder(L.Callback):
+    """Keeps the test split's score matrix and writes it to ``path`` (``torch.save``) at the end of testing.
+
+    The file holds ``scores [B, C]`` float32 (the model's ``score_matrix``, recomputed on each test
+    batch, so exactly what the test metrics saw), ``labels`` and ``hard_negatives`` ``[B, C]`` bool
+    (or None), ``brands [B]`` and ``candidates [C]`` account rows, and ``brand_ids`` and
+    ``categories`` (lists of str, ``""`` where unknown).
+    """
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = Path(path)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.scores, self.labels, self.hard, self.brands = [], [], [], []
+        self.candidates: Tensor | None = None
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self._reset()
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        scores = pl_module.score_matrix(batch["brands"], batch["candidates"])
+        self.scores.append(scores.detach().float().cpu())
+        self.labels.append(batch["labels"].cpu())
+        if batch.get("hard_negatives") is not None:
+            self.hard.append(batch["hard_negatives"].cpu())
+        self.brands.append(batch["brands"].cpu())
+        self.candidates = batch["candidates"].cpu()
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        if not self.scores:
+            return
+        brands = torch.cat(self.brands)
+        datamodule = getattr(trainer, "datamodule", None)
+        brand_ids, categories = [], []
+        if datamodule is not None:
+            brand_ids = [datamodule.account_ids[r] for r in brands.tolist()]
+            categories = [datamodule.categories[c] if c >= 0 else "" for c in datamodule.category[brands].tolist()]
+        record = {
+            "scores": torch.cat(self.scores), "labels": torch.cat(self.labels),
+            "hard_negatives": torch.cat(self.hard) if self.hard else None,
+            "brands": brands, "candidates": self.candidates, "brand_ids": brand_ids, "categories": categories,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(record, self.path)
+
+
+@dataclass
+class RunScores:
+    """One run's test score matrix (see :class:`TestScoreRecorder`) and metrics."""
+
+    name: str
+    seed: int
+    scores: Tensor
+    labels: Tensor
+    hard_negatives: Tensor | None
+    brands: Tensor
+    candidates: Tensor
+    categories: list[str] = field(default_factory=list)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    seconds: float = float("nan")
+
+    @classmethod
+    def load(cls, path: str | Path, name: str, seed: int, **extra) -> "RunScores":
+        record = torch.load(path, weights_only=True)
+        return cls(name, seed, record["scores"], record["labels"], record["hard_negatives"], record["brands"],
+                   record["candidates"], list(record.get("categories") or []), **extra)
+
+
+# ---------------------------------------------------------------------------------------- per-brand stats
+def _global_ranks(scores: Tensor) -> Tensor:
+    """Dense ranks over the whole matrix (float64, ties equal): finite, order-preserving."""
+    _, inverse = torch.unique(scores.double().reshape(-1), return_inverse=True)
+    return inverse.reshape(scores.shape).double()
+
+
+def brand_statistics(scores: Tensor, labels: Tensor, hard_negatives: Tensor | None = None,
+                     ks: Sequence[int] = (10, 50), ndcg_ks: Sequence[int] = (10,), curve_k: int = 100
+                     ) -> dict[str, Tensor]:
+    """Per-brand quantities of a ``[B, C]`` score matrix, with the tie rules of :mod:`bamir.metrics`.
+
+    Returns ``[B]`` float64 tensors ``n_pos``, ``n_neg``, ``wins`` (AUC numerator), ``auc``,
+    ``cauc`` (NaN without hard negatives), ``recall@k``, ``rr`` (1 / first-positive rank),
+    ``first`` (that rank, +inf without positives), ``ap``, ``ndcg@k``; ``recall_curve [B, K]``
+    (recall at k = 1..K); and ``cross_wins [B, B]`` (``W[b, b']``: wins of b's positives over b''s
+    negatives, for the global ROC-AUC).
+    """
+    s = _global_ranks(scores)
+    y = labels.bool()
+    n_brands, n_cand = s.shape
+    s_sorted, order = torch.sort(s, dim=1)
+    less = torch.searchsorted(s_sorted, s_sorted, side="left")
+    leq = torch.searchsorted(s_sorted, s_sorted, side="right")
+    pos = y.gather(1, order).double()
+    neg = 1 - pos
+
+    def below(marks: Tensor) -> tuple[Tensor, Tensor]:
+        cum = F.pad(marks.cumsum(1), (1, 0))
+        return cum.gather(1, less), cum.gather(1, leq)
+
+    n_pos = pos.sum(1)
+    n_neg = n_cand - n_pos
+    neg_lt, neg_le = below(neg)
+    wins = (pos * (neg_lt + 0.5 * (neg_le - neg_lt))).sum(1)
+    out = {"n_pos": n_pos, "n_neg": n_neg, "wins": wins, "auc": wins / (n_pos * n_neg)}
+    if hard_negatives is not None:
+        hard = (hard_negatives.bool() & ~y).gather(1, order).double()
+        hard_lt, hard_le = below(hard)
+        n_hard = hard.sum(1)
+        out["cauc"] = torch.where((n_pos > 0) & (n_hard > 0),
+                                  (pos * (hard_lt + 0.5 * (hard_le - hard_lt))).sum(1) / (n_pos * n_hard), torch.nan)
+    else:
+        out["cauc"] = torch.full((n_brands,), torch.nan, dtype=torch.float64)
+    rank = torch.where(pos.bool(), (n_cand - less).double(), torch.inf)
+    first = rank.min(1).values if n_cand else torch.full((n_brands,), torch.inf, dtype=torch.float64)
+    out["first"] = first
+    out["rr"] = 1 / first
+    for k in ks:
+        out[f"recall@{k}"] = (rank <= k).double().sum(1) / n_pos
+    pos_lt, _ = below(pos)
+    out["ap"] = torch.where(pos.bool(), (n_pos[:, None] - pos_lt) / rank, 0).sum(1) / n_pos
+    ideal = F.pad((1 / torch.log2(torch.arange(2, n_cand + 2, dtype=torch.float64))).cumsum(0), (1, 0))
+    for k in ndcg_ks:
+        dcg = torch.where(rank <= k, 1 / torch.log2(rank + 1), 0).sum(1)
+        out[f"ndcg@{k}"] = dcg / ideal[torch.clamp(n_pos, max=k).long()]
+    curve_k = max(1, min(curve_k, n_cand))
+    hits = torch.zeros(n_brands, curve_k + 2, dtype=torch.float64)
+    hits.scatter_add_(1, torch.clamp(rank, max=curve_k + 1).nan_to_num(curve_k + 1).long(), torch.ones_like(rank))
+    out["recall_curve"] = hits[:, 1:curve_k + 1].cumsum(1) / n_pos[:, None]
+    out["cross_wins"] = cross_wins(s, y)
+    return out
+
+
+def cross_wins(scores: Tensor, labels: Tensor) -> Tensor:
+    """``W [B, B]``: ``W[b, b'] = sum_{p pos of b} (#{neg n of b': s_n < s_p} + 0.5 #{s_n == s_p})``."""
+    s = _global_ranks(scores)
+    pad = s.max() + 1 if s.numel() else 0.0
+    neg_sorted = torch.sort(torch.where(labels, pad, s), dim=1).values  # [B', C], positives last
+    brand_of_pos, col = labels.nonzero(as_tuple=True)
+    values = s[brand_of_pos, col]  # [P]
+    grid = values.expand(len(s), -1).contiguous()
+    lt = torch.searchsorted(neg_sorted, grid, side="left").double()
+    le = torch.searchsorted(neg_sorted, grid, side="right").double()
+    wins = lt + 0.5 * (le - lt)  # [B', P]
+    out = torch.zeros(len(s), len(s), dtype=torch.float64)
+    out.index_add_(0, brand_of_pos, wins.T)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- bootstrap
+def bootstrap_indices(n_brands: int, samples: int, seed: int = 0) -> Tensor:
+    """``[R, B]`` brand indices drawn with replacement (row 0 of nothing: the draws only)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(n_brands, (samples, n_brands), generator=generator)
+
+
+def _weighted_mean(values: Tensor, valid: Tensor, weights: Tensor) -> Tensor:
+    w = weights * valid.double()
+    return (w * torch.nan_to_num(values, nan=0.0, posinf=0.0)).sum(-1) / w.sum(-1)
+
+
+def metric_samples(stats: dict[str, Tensor], metric: str, idx: Tensor) -> Tensor:
+    """A metric on each row of brand draws ``idx [R, B]`` -> ``[R]`` (NaN where undefined)."""
+    n_brands = stats["n_pos"].shape[0]
+    weights = torch.zeros(idx.shape[0], n_brands, dtype=torch.float64)
+    weights.scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+    has_pos = stats["n_pos"] > 0
+    has_both = has_pos & (stats["n_neg"] > 0)
+    if metric == "auc_global":
+        wins = torch.einsum("rb,bc,rc->r", weights, stats["cross_wins"], weights)
+        return wins / ((weights @ stats["n_pos"]) * (weights @ stats["n_neg"]))
+    if metric == "auc_pairs":
+        return (weights @ torch.where(has_both, stats["wins"], 0)) / (
+            weights @ torch.where(has_both, stats["n_pos"] * stats["n_neg"], 0))
+    if metric == "auc_brand":
+        return _weighted_mean(stats["auc"], has_both, weights)
+    if metric == "cauc":
+        return _weighted_mean(stats["cauc"], ~torch.isnan(stats["cauc"]), weights)
+    if metric == "medr":
+        first = torch.where(has_pos, stats["first"], torch.inf)[idx]
+        ordered = torch.sort(first, dim=1).values
+        n_valid = torch.isfinite(ordered).sum(1)
+        lo = ((n_valid - 1).clamp(min=0) // 2)[:, None]
+        hi = (n_valid // 2).clamp(max=ordered.shape[1] - 1)[:, None]
+        med = 0.5 * (ordered.gather(1, lo) + ordered.gather(1, hi)).squeeze(1)
+        return torch.where(n_valid > 0, med, torch.nan)
+    key = {"mrr": "rr", "map": "ap"}.get(metric, metric)
+    if key not in stats:
+        raise KeyError(f"unknown metric {metric!r}")
+    return _weighted_mean(stats[key], has_pos, weights)
+
+
+def paired_p_value(samples: Tensor, reference: Tensor, observed: float) -> float:
+    """Two-sided paired bootstrap p-value of ``observed = stat - stat_ref`` (shift method)."""
+    delta = samples - reference
+    keep = ~torch.isnan(delta)
+    if not keep.any() or math.isnan(observed):
+        return float("nan")
+    delta = delta[keep]
+    extreme = (delta - observed).abs() >= abs(observed) - 1e-12
+    return float((1 + extreme.sum()) / (len(delta) + 1))
+
+
+def summarise(runs: dict[str, list[RunScores]], reference: str | None = None, metrics: Sequence[str] = METRICS,
+              samples: int = 2000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """The benchmark table (long): one row per model and metric.
+
+    Columns: ``model, metric, mean, ci_low, ci_high, seed_sd, seeds, brands, delta, p_value, reference``
+    (``delta`` and ``p_value`` against ``reference``; NaN for the reference itself when absent).
+    Every run must have the same test brands and candidates, in the same order.
+    """
+    names = [n for n, r in runs.items() if r]
+    if not names:
+        raise ValueError("no runs to summarise")
+    first = runs[names[0]][0]
+    for name in names:
+        for run in runs[name]:
+            if not (torch.equal(run.brands, first.brands) and torch.equal(run.candidates, first.candidates)):
+                raise ValueError(f"run {name} seed {run.seed}: other test brands or candidates than {first.name}")
+    n_brands = len(first.brands)
+    idx = bootstrap_indices(n_brands, samples, seed)
+    full = torch.arange(n_brands)[None, :]
+    stats = {n: [brand_statistics(r.scores, r.labels, r.hard_negatives, curve_k=1) for r in runs[n]] for n in names}
+    points: dict[tuple[str, str], float] = {}
+    boots: dict[tuple[str, str], Tensor] = {}
+    seed_sd: dict[tuple[str, str], float] = {}
+    for name in names:
+        for metric in metrics:
+            per_seed = torch.stack([metric_samples(s, metric, full)[0] for s in stats[name]])
+            points[name, metric] = float(per_seed.mean())
+            seed_sd[name, metric] = float(per_seed.std()) if len(per_seed) > 1 else float("nan")
+            boots[name, metric] = torch.stack([metric_samples(s, metric, idx) for s in stats[name]]).mean(0)
+    alpha = (1 - level) / 2
+    rows = []
+    ref = reference if reference in names else None
+    for name in names:
+        for metric in metrics:
+            point, boot = points[name, metric], boots[name, metric]
+            finite = boot[~torch.isnan(boot)]
+            lo, hi = (torch.quantile(finite, torch.tensor([alpha, 1 - alpha], dtype=finite.dtype)).tolist()
+                      if len(finite) else (float("nan"), float("nan")))
+            delta = p = float("nan")
+            if ref is not None:
+                delta = point - points[ref, metric]
+                p = paired_p_value(boot, boots[ref, metric], delta)
+            rows.append({"model": name, "metric": metric, "mean": point, "ci_low": lo, "ci_high": hi,
+                         "seed_sd": seed_sd[name, metric], "seeds": len(runs[name]), "brands": n_brands,
+                         "delta": delta, "p_value": p, "reference": ref or ""})
+    table = pd.DataFrame(rows)
+    defined = table.groupby("metric")["mean"].apply(lambda v: v.notna().any())
+    return table[table["metric"].map(defined)].reset_index(drop=True)
+
+
+def _fmt(metric: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.1f}" if metric == "medr" else f"{value:.3f}"
+
+
+def markdown_table(table: pd.DataFrame, level: float = 0.95) -> str:
+    """Two Markdown tables: mean [CI] per model and metric, then the paired test against the reference."""
+    metrics = list(dict.fromkeys(table["metric"]))
+    models = list(dict.fromkeys(table["model"]))
+    cell = {(r.model, r.metric): r for r in table.itertuples()}
+    seeds = {r.model: r.seeds for r in table.itertuples()}
+    brands = int(table["brands"].iloc[0])
+    head = "| model | seeds | " + " | ".join(LABELS.get(m, m) for m in metrics) + " |"
+    rule = "|---|---|" + "---|" * len(metrics)
+    lines = [f"Mean over seeds [{level:.0%} CI, bootstrap over {brands} test brands]; MedR: lower is better.", "",
+             head, rule]
+    for model in models:
+        cells = [f"{_fmt(m, cell[model, m].mean)} [{_fmt(m, cell[model, m].ci_low)}, {_fmt(m, cell[model, m].ci_high)}]"
+                 for m in metrics]
+        lines.append(f"| {model} | {seeds[model]} | " + " | ".join(cells) + " |")
+    reference = table["reference"].iloc[0]
+    if reference:
+        lines += ["", f"Paired bootstrap test against `{reference}`: difference of means (two-sided p).", "",
+                  "| model | " + " | ".join(LABELS.get(m, m) for m in metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for model in models:
+            if model == reference:
+                continue
+            cells = []
+            for m in metrics:
+                r = cell[model, m]
+                if math.isnan(r.delta):
+                    cells.append("")
+                    continue
+                p = "p<0.001" if r.p_value < 0.001 else f"p={r.p_value:.3f}"
+                cells.append(f"{r.delta:+.1f} ({p})" if m == "medr" else f"{r.delta:+.3f} ({p})")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------- plots
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_recall_curves(runs: dict[str, list[RunScores]], path: str | Path, max_k: int = 100) -> Path:
+    """Recall@k for k = 1..max_k, one line per model (mean over brands with a positive, then over seeds)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for name, items in runs.items():
+        curves = []
+        for r in items:
+            st = brand_statistics(r.scores, r.labels, curve_k=max_k)
+            curves.append(st["recall_curve"][st["n_pos"] > 0].mean(0))
+        curve = torch.stack(curves).mean(0).numpy()
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
+    ax.set_xlabel("k")
+    ax.set_ylabel("recall@k")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Recall@k on the test brands")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def category_auc(runs: dict[str, list[RunScores]]) -> pd.DataFrame:
+    """Per-brand AUC averaged by brand category (rows) for each model (columns), mean over seeds."""
+    columns = {}
+    for name, items in runs.items():
+        per_seed = []
+        for r in items:
+            st = brand_statistics(r.scores, r.labels, curve_k=1)
+            cats = r.categories or [""] * len(r.brands)
+            frame = pd.DataFrame({"category": [c or "(unknown)" for c in cats], "auc": st["auc"].numpy()})
+            per_seed.append(frame.dropna().groupby("category")["auc"].mean())
+        columns[name] = pd.concat(per_seed, axis=1).mean(axis=1)
+    return pd.DataFrame(columns)
+
+
+def plot_category_auc(runs: dict[str, list[RunScores]], path: str | Path) -> Path:
+    """Grouped bars: per-category AUC (brand-averaged) of each model."""
+    plt = _pyplot()
+    table = category_auc(runs)
+    n_cat, n_models = len(table.index), len(table.columns)
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.16 * n_cat * (n_models + 1)), 4.6))
+    width = 0.8 / max(1, n_models)
+    x = np.arange(n_cat)
+    for j, name in enumerate(table.columns):
+        ax.bar(x + (j - (n_models - 1) / 2) * width, table[name].to_numpy(), width, label=name)
+    ax.set_xticks(x, table.index, rotation=45, ha="right")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("AUC (per brand, averaged)")
+    ax.set_title("AUC by brand category")
+    ax.legend(fontsize=7, ncol=min(5, n_models), loc="upper center", bbox_to_anchor=(0.5, -0.28), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_score_distributions(runs: dict[str, list[RunScores]], path: str | Path, bins: int = 40) -> Path:
+    """One panel per model: density of the test scores of positive and negative pairs (first seed)."""
+    plt = _pyplot()
+    names = list(runs)
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        r = runs[name][0]
+        s = r.scores.double()
+        finite = torch.isfinite(s)
+        pos, neg = s[r.labels & finite].numpy(), s[~r.labels & finite].numpy()
+        edges = np.histogram_bin_edges(np.concatenate([pos, neg]), bins=bins)
+        ax.hist(neg, bins=edges, density=True, alpha=0.55, label="negatives")
+        ax.hist(pos, bins=edges, density=True, alpha=0.55, label="positives")
+        ax.set_title(f"{name} (seed {r.seed})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Test scores of positive and negative pairs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+# ---------------------------------------------------------------------------------------- running
+@dataclass
+class RunSpec:
+    """One row of the table: a name, a model config (or None: the overrides choose) and overrides."""
+
+    name: str
+    model: str | None
+    overrides: list[str] = field(default_factory=list)
+
+
+def run_specs(cfg: DictConfig) -> list[RunSpec]:
+    """``models`` (each its own row) then ``runs`` (``{name, model, overrides}``: override sets)."""
+    specs = [RunSpec(str(m), str(m)) for m in (cfg.get("models") or [])]
+    for entry in cfg.get("runs") or []:
+        if isinstance(entry, str):
+            specs.append(RunSpec(entry, entry))
+            continue
+        entry = OmegaConf.to_container(entry, resolve=True) if isinstance(entry, DictConfig) else dict(entry)
+        model = entry.get("model")
+        name = entry.get("name") or model
+        if not name:
+            raise ValueError(f"benchmark run {entry}: give it a name or a model")
+        specs.append(RunSpec(str(name), None if model is None else str(model), [str(o) for o in entry.get("overrides") or []]))
+    names = [s.name for s in specs]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"benchmark: run names must be unique, repeated: {duplicated}")
+    if not specs:
+        raise ValueError("benchmark: nothing to run (set models=[...] or runs=[...], or pick a suite)")
+    return specs
+
+
+def _compose_train(overrides: list[str], config_name: str = "train") -> DictConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bamir.cli import CONFIG_DIR
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=overrides)
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def _override_list(value) -> list[str]:
+    """A list of overrides, or one string of space-separated overrides."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    return [str(o) for o in value]
+
+
+def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path) -> DictConfig:
+    """The ``train`` config of one run: ``model=`` and ``seed=``, then ``common``, ``overrides`` and the
+    run's own overrides; the benchmark's dataset and paths, output in ``output_dir``, and the
+    :class:`TestScoreRecorder` callback."""
+    overrides = ([f"model={spec.model}"] if spec.model else []) + [f"seed={seed}"]
+    overrides += _override_list(cfg.get("common")) + _override_list(cfg.get("overrides"))
+    overrides += spec.overrides
+    run = _compose_train(overrides)
+    with open_dict(run):
+        run.dataset = OmegaConf.create(OmegaConf.to_container(cfg.dataset, resolve=False))
+        for key in ("root_dir", "data_dir", "log_dir"):
+            run.paths[key] = str(cfg.paths[key])
+        run.paths.output_dir = str(output_dir)
+        run.task_name = f"{cfg.task_name}-{spec.name}"
+        run.test = True
+        run.ckpt_path = None
+        if run.get("callbacks") is None:
+            run.callbacks = {}
+        run.callbacks.test_scores = {"_target_": "bamir.benchmark.TestScoreRecorder",
+                                     "path": str(output_dir / "test_scores.pt")}
+    return run
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    from bamir.models.oracle import OracleUnavailable
+
+    return (OracleUnavailable,)
+
+
+def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list[RunScores]], list[dict[str, Any]]]:
+    """Train and test every run spec for every seed; returns the score matrices and a log of the runs."""
+    from bamir.train import train
+
+    results: dict[str, list[RunScores]] = {}
+    records: list[dict[str, Any]] = []
+    for spec in run_specs(cfg):
+        results[spec.name] = []
+        for seed in cfg.seeds:
+            out = output_dir / "jobs" / spec.name / f"seed{seed}"
+            run_cfg = compose_run(cfg, spec, int(seed), out)
+            log.info("benchmark: %s seed %s (%s)", spec.name, seed, " ".join(spec.overrides) or "no overrides")
+            start = time.perf_counter()
+            try:
+                metrics = train(run_cfg)
+            except _unavailable_errors() as err:
+                if not cfg.get("skip_unavailable", True):
+                    raise
+                log.warning("benchmark: %s skipped: %s", spec.name, err)
+                records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
+                break
+            seconds = time.perf_counter() - start
+            results[spec.name].append(RunScores.load(out / "test_scores.pt", spec.name, int(seed),
+                                                     metrics=metrics, seconds=seconds))
+            records.append({"model": spec.name, "seed": seed, "status": "ok", "seconds": round(seconds, 2),
+                            **{k: v for k, v in metrics.items() if k.startswith("test/")}})
+    return {k: v for k, v in results.items() if v}, records
+
+
+def _wandb_logger(cfg: DictConfig):
+    for node in (cfg.get("logger") or {}).values():
+        if node is not None and "wandb" in str(node.get("_target_", "")).lower():
+            from hydra.utils import instantiate
+
+            Path(str(node.get("save_dir", "."))).mkdir(parents=True, exist_ok=True)
+            # WandbLogger(offline=True) passes mode="offline" to wandb.init, which beats the environment:
+            # honour WANDB_MODE=disabled (the tests) explicitly
+            extra = {"mode": "disabled"} if os.environ.get("WANDB_MODE") == "disabled" else {}
+            return instantiate(node, **extra)
+    return None
+
+
+def log_to_wandb(cfg: DictConfig, table: pd.DataFrame, plots: dict[str, Path]) -> bool:
+    """Log the table (``wandb.Table``) and the plots (``wandb.Image``) when a W&B logger is configured."""
+    logger = _wandb_logger(cfg)
+    if logger is None:
+        return False
+    import wandb
+
+    run = logger.experiment
+    payload: dict[str, Any] = {"benchmark/table": wandb.Table(dataframe=table)}
+    payload.update({f"benchmark/{name}": wandb.Image(str(path)) for name, path in plots.items()})
+    run.log(payload)
+    run.finish()
+    return True
+
+
+def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
+    """Run ``conf/benchmark.yaml``: every run x seed, then the table, the plots and the W&B log.
+
+    Returns ``{"table": DataFrame (long), "markdown": str, "output_dir": Path, "runs": {name: [RunScores]},
+    "files": {name: Path}}``.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    runs, records = execute_runs(cfg, output_dir)
+    pd.DataFrame(records).to_csv(output_dir / "runs.csv", index=False)
+    reference = cfg.get("reference")
+    if reference not in runs:
+        fallback = next((n for n in runs if n.startswith("bamir")), None)
+        if reference:
+            log.warning("benchmark: reference %r has no runs; using %r", reference, fallback)
+        reference = fallback
+    boot = cfg.get("bootstrap") or {}
+    level = float(boot.get("level", 0.95))
+    table = summarise(runs, reference, list(cfg.get("metrics") or METRICS), samples=int(boot.get("samples", 2000)),
+                      seed=int(boot.get("seed", 0)), level=level)
+    markdown = markdown_table(table, level)
+    files = {"markdown": output_dir / "benchmark.md", "csv": output_dir / "benchmark.csv",
+             "runs": output_dir / "runs.csv"}
+    files["markdown"].write_text(markdown)
+    table.to_csv(files["csv"], index=False)
+    plots: dict[str, Path] = {}
+    plot_cfg = cfg.get("plots") or {}
+    if plot_cfg.get("enabled", True):
+        plots["recall_at_k"] = plot_recall_curves(runs, output_dir / "recall_at_k.png", int(plot_cfg.get("max_k", 100)))
+        plots["category_auc"] = plot_category_auc(runs, output_dir / "category_auc.png")
+        plots["score_distributions"] = plot_score_distributions(runs, output_dir / "score_distributions.png")
+        category_auc(runs).to_csv(output_dir / "category_auc.csv")
+    files.update(plots)
+    log_to_wandb(cfg, table, plots)
+    print(markdown)
+    log.info("benchmark written to %s", output_dir)
+    return {"table": table, "markdown": markdown, "output_dir": output_dir, "runs": runs, "files": files}

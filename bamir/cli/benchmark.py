@@ -1,0 +1,21 @@
+"""``bamir-benchmark``: rankers x seeds on one dataset -> a table with bootstrap CIs, paired tests, plots.
+
+    bamir-benchmark dataset=planted                       # the peers suite, seeds 0 1 2
+    bamir-benchmark suite=ablation_sampler 'seeds=[0,1]'
+    bamir-benchmark 'models=[random,sbr,oracle]' suite=none
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from bamir.benchmark import run_benchmark
+from bamir.cli import CONFIG_DIR
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="benchmark")
+def main(cfg: DictConfig) -> None:
+    run_benchmark(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The benchmark: per-brand statistics, bootstrap CIs, the paired test, and the app's outputs."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+from omegaconf import open_dict
+
+from bamir.benchmark import (METRICS, RunScores, brand_statistics, bootstrap_indices, markdown_table,
+                             metric_samples, run_benchmark, summarise)
+from bamir.features.store import FeatureStore
+from bamir.metrics import ranking_metrics
+from tests.conftest import compose_config
+
+
+def _matrix(n_brands, n_cand=60, signal=1.0, seed=0, ties=False):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.rand(n_brands, n_cand, generator=g) < 0.15
+    labels[:, 0] = True  # every brand has a positive
+    scores = signal * labels.float() + torch.randn(n_brands, n_cand, generator=g)
+    if ties:
+        scores = torch.round(scores * 2) / 2
+    hard = (torch.rand(n_brands, n_cand, generator=g) < 0.3) & ~labels
+    return scores, labels, hard
+
+
+def _run(name, scores, labels, hard=None, seed=0):
+    return RunScores(name, seed, scores, labels, hard, torch.arange(len(scores)), torch.arange(scores.shape[1]))
+
+
+def test_brand_statistics_reproduce_the_ranking_metrics():
+    scores, labels, hard = _matrix(30, ties=True)
+    labels[3] = False  # a brand without positives is skipped, as in bamir.metrics
+    expected = ranking_metrics(scores, labels, hard)
+    stats = brand_statistics(scores, labels, hard)
+    full = torch.arange(30)[None, :]
+    for metric in METRICS:
+        assert metric_samples(stats, metric, full)[0].item() == pytest.approx(expected[metric].item(), abs=1e-6), metric
+    # the recall curve at k = 10 is recall@10
+    curve = stats["recall_curve"][stats["n_pos"] > 0, 9].mean()
+    assert curve.item() == pytest.approx(expected["recall@10"].item(), abs=1e-6)
+
+
+def test_bootstrap_of_the_global_auc_matches_recomputing_it_on_the_drawn_brands():
+    scores, labels, _ = _matrix(12, ties=True)
+    stats = brand_statistics(scores, labels)
+    idx = bootstrap_indices(12, 5, seed=1)
+    fast = metric_samples(stats, "auc_global", idx)
+    for r in range(5):
+        slow = ranking_metrics(scores[idx[r]], labels[idx[r]])["auc_global"]
+        assert fast[r].item() == pytest.approx(slow.item(), abs=1e-6)
+        medr = ranking_metrics(scores[idx[r]], labels[idx[r]])["medr"]
+        assert metric_samples(stats, "medr", idx[r:r + 1])[0].item() == pytest.approx(medr.item())
+
+
+def test_ci_contains_the_estimate_and_shrinks_with_more_brands():
+    widths = []
+    for n_brands in (20, 200):
+        scores, labels, hard = _matrix(n_brands, signal=1.0, seed=n_brands)
+        table = summarise({"m": [_run("m", scores, labels, hard)]}, samples=500).set_index("metric")
+        for metric in ("auc_global", "auc_brand", "mrr", "map", "recall@10", "cauc"):
+            row = table.loc[metric]
+            assert row.ci_low <= row["mean"] <= row.ci_high, metric
+        widths.append(table.loc["auc_brand", "ci_high"] - table.loc["auc_brand", "ci_low"])
+    assert widths[1] < 0.6 * widths[0]
+
+
+def test_paired_test_separates_oracle_from_random_and_not_a_model_from_itself():
+    scores, labels, _ = _matrix(25, signal=3.0)
+    noise = torch.rand(scores.shape, generator=torch.Generator().manual_seed(5))
+    runs = {"oracle": [_run("oracle", scores, labels)], "oracle_again": [_run("oracle_again", scores, labels)],
+            "random": [_run("random", noise, labels)]}
+    table = summarise(runs, reference="oracle", samples=1000).set_index(["model", "metric"])
+    assert table.loc[("random", "auc_global"), "p_value"] < 0.05
+    assert table.loc[("random", "mrr"), "p_value"] < 0.05
+    assert table.loc[("oracle_again", "auc_global"), "p_value"] == 1.0
+    assert table.loc[("oracle", "auc_global"), "delta"] == 0.0
+    md = markdown_table(table.reset_index())
+    assert "Paired bootstrap test against `oracle`" in md and "| random |" in md
+
+
+def test_seeds_are_averaged_and_their_spread_reported():
+    scores, labels, _ = _matrix(15)
+    other = scores + 0.5 * torch.randn(scores.shape, generator=torch.Generator().manual_seed(9))
+    runs = {"m": [_run("m", scores, labels, seed=0), _run("m", other, labels, seed=1)]}
+    row = summarise(runs, samples=200).set_index("metric").loc["auc_global"]
+    expected = (ranking_metrics(scores, labels)["auc_global"] + ranking_metrics(other, labels)["auc_global"]) / 2
+    assert row["mean"] == pytest.approx(expected.item(), abs=1e-6)
+    assert row.seeds == 2 and row.seed_sd > 0
+
+
+def test_runs_on_other_brands_are_refused():
+    scores, labels, _ = _matrix(10)
+    a = _run("a", scores, labels)
+    b = RunScores("b", 0, scores, labels, None, torch.arange(1, 11), torch.arange(60))
+    with pytest.raises(ValueError, match="other test brands"):
+        summarise({"a": [a], "b": [b]})
+
+
+def _bench_cfg(tmp_path, shared_data, models, overrides=()):
+    cfg = compose_config("benchmark", tmp_path, [
+        "dataset=planted_tiny", "suite=none", f"models=[{','.join(models)}]", "seeds=[0,1]",
+        'overrides=["trainer=cpu","trainer.max_epochs=1"]', "bootstrap.samples=300", "logger=wandb", *overrides,
+    ], fast=False)
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(shared_data)
+    return cfg
+
+
+def test_benchmark_app_writes_table_csv_and_plots(tmp_path, shared_data):
+    cfg = _bench_cfg(tmp_path, shared_data, ["random", "oracle", "bamir_all_small"])
+    result = run_benchmark(cfg)
+    out = result["output_dir"]
+    for name in ("benchmark.md", "benchmark.csv", "runs.csv", "recall_at_k.png", "category_auc.png",
+                 "score_distributions.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    table = pd.read_csv(out / "benchmark.csv")
+    assert set(table["model"]) == {"random", "oracle", "bamir_all_small"}
+    assert set(table["reference"]) == {"bamir_all_small"}  # the first bamir* row by default
+    auc = table[table["metric"] == "auc_global"].set_index("model")
+    assert auc.loc["oracle", "mean"] > auc.loc["bamir_all_small", "mean"] > auc.loc["random", "mean"]
+    assert (auc["seeds"] == 2).all()
+    # each run's own test metrics agree with the table's recomputation
+    runs = pd.read_csv(out / "runs.csv")
+    for model in ("random", "oracle"):
+        assert runs[runs["model"] == model]["test/auc_global"].mean() == pytest.approx(auc.loc[model, "mean"], abs=1e-5)
+    md = (out / "benchmark.md").read_text()
+    assert "| oracle | 2 |" in md and ("p=" in md or "p<" in md)
+    assert (out / "jobs" / "oracle" / "seed1" / "test_scores.pt").is_file()
+
+
+def test_unavailable_models_are_skipped_and_override_sets_become_rows(tmp_path, shared_data, planted_store):
+    store_dir = tmp_path / "real-store"
+    shutil.copytree(planted_store.root, store_dir)
+    manifest = json.loads((store_dir / "manifest.json").read_text())
+    del manifest["extras"]["planted_affinity"]
+    (store_dir / "manifest.json").write_text(json.dumps(manifest))
+    cfg = _bench_cfg(tmp_path / "b", shared_data, ["oracle"], [
+        "dataset.build=null", f"dataset.store={store_dir}", "plots.enabled=false", "logger=none",
+        "seeds=[0]", "reference=topic",
+        'runs=[{name: topic, model: cosine, overrides: ["model.modalities=[topic]"]},'
+        '{name: concept, model: cosine, overrides: ["model.modalities=[concept]"]}]',
+    ])
+    result = run_benchmark(cfg)
+    assert set(result["table"]["model"]) == {"topic", "concept"}
+    runs = pd.read_csv(result["output_dir"] / "runs.csv")
+    assert runs.set_index("model").loc["oracle", "status"].startswith("skipped")
+    assert FeatureStore(store_dir).manifest.get("extras") == {}
