@@ -2,10 +2,12 @@
 
 Every run is an ordinary :func:`bamir.train.train` call on a composed ``conf/train.yaml``
 (``model=<name> seed=<s>`` plus the run's overrides), with one extra callback,
-:class:`TestScoreRecorder`, that keeps the test split's ``[B, C]`` score matrix of the model
-the test metrics were computed with (the best checkpoint of a learned model). From those matrices:
+:class:`ScoreRecorder`, that keeps the evaluated split's ``[B, C]`` score matrix of the model
+its metrics were computed with (the best checkpoint of a learned model). The split is the test
+split (``split: test``), or the validation split carved from the training brands (``split: val``,
+for data without a test part, such as the real release). From those matrices:
 
-- **point estimate**: a metric's value on the whole test split (as :mod:`bamir.metrics` computes
+- **point estimate**: a metric's value on the whole split (as :mod:`bamir.metrics` computes
   it), averaged over the seeds;
 - **95% confidence interval**: percentile bootstrap over test brands. One bootstrap sample draws
   ``B`` test brands with replacement; the metric is recomputed on the drawn brands for each seed
@@ -22,7 +24,7 @@ the test metrics were computed with (the best checkpoint of a learned model). Fr
 Outputs, in the benchmark's output folder: ``benchmark.md``, ``benchmark.csv`` (long: one row per
 model and metric), ``runs.csv`` (each run's test metrics and time), the plots
 ``recall_at_k.png``, ``category_auc.png``, ``score_distributions.png``, and each run's folder
-under ``jobs/<name>/seed<s>/`` (with its ``test_scores.pt``). With a W&B logger configured, the
+under ``jobs/<name>/seed<s>/`` (with its ``scores.pt``). With a W&B logger configured, the
 table goes to W&B as a ``wandb.Table`` and the plots as images.
 """
 
@@ -54,28 +56,36 @@ LABELS = {"auc_global": "AUC (global)", "auc_brand": "AUC (brand)", "auc_pairs":
 
 
 # ---------------------------------------------------------------------------------------- recording
-class TestScoreRecorder(L.Callback):
-    """Keeps the test split's score matrix and writes it to ``path`` (``torch.save``) at the end of testing.
+class ScoreRecorder(L.Callback):
+    """Keeps one evaluation split's score matrix and writes it to ``path`` (``torch.save``).
 
-    The file holds ``scores [B, C]`` float32 (the model's ``score_matrix``, recomputed on each test
-    batch, so exactly what the test metrics saw), ``labels`` and ``hard_negatives`` ``[B, C]`` bool
-    (or None), ``brands [B]`` and ``candidates [C]`` account rows, and ``brand_ids`` and
-    ``categories`` (lists of str, ``""`` where unknown).
+    ``split="test"``: the matrix of the test run (a learned model is tested with its best
+    checkpoint, so it is that checkpoint's). ``split="val"``: the matrix of the validation run with
+    the best ``monitor`` value so far (strictly better, as ``ModelCheckpoint`` keeps the best
+    checkpoint; every validation run when ``monitor`` is None or not logged), i.e. the
+    best checkpoint's validation scores: for data without a test part (the real release).
+
+    The file holds ``scores [B, C]`` float32 (the model's ``score_matrix``, recomputed on each
+    batch, so exactly what the metrics saw), ``labels`` and ``hard_negatives`` ``[B, C]`` bool (or
+    None), ``brands [B]`` and ``candidates [C]`` account rows, ``brand_ids`` and ``categories``
+    (lists of str, ``""`` where unknown) and ``split``.
     """
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, split: str = "test", monitor: str | None = None, mode: str = "max"):
         super().__init__()
-        self.path = Path(path)
+        if split not in ("test", "val"):
+            raise ValueError(f"split must be test or val, got {split!r}")
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be max or min, got {mode!r}")
+        self.path, self.split, self.monitor, self.mode = Path(path), split, monitor, mode
+        self.best: float | None = None
         self._reset()
 
     def _reset(self) -> None:
         self.scores, self.labels, self.hard, self.brands = [], [], [], []
         self.candidates: Tensor | None = None
 
-    def on_test_epoch_start(self, trainer, pl_module) -> None:
-        self._reset()
-
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def _record(self, pl_module, batch) -> None:
         scores = pl_module.score_matrix(batch["brands"], batch["candidates"])
         self.scores.append(scores.detach().float().cpu())
         self.labels.append(batch["labels"].cpu())
@@ -84,7 +94,7 @@ class TestScoreRecorder(L.Callback):
         self.brands.append(batch["brands"].cpu())
         self.candidates = batch["candidates"].cpu()
 
-    def on_test_epoch_end(self, trainer, pl_module) -> None:
+    def _save(self, trainer) -> None:
         if not self.scores:
             return
         brands = torch.cat(self.brands)
@@ -97,14 +107,49 @@ class TestScoreRecorder(L.Callback):
             "scores": torch.cat(self.scores), "labels": torch.cat(self.labels),
             "hard_negatives": torch.cat(self.hard) if self.hard else None,
             "brands": brands, "candidates": self.candidates, "brand_ids": brand_ids, "categories": categories,
+            "split": self.split,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(record, self.path)
 
+    # test
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        if self.split == "test":
+            self._reset()
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.split == "test":
+            self._record(pl_module, batch)
+
+    def on_test_end(self, trainer, pl_module) -> None:
+        if self.split == "test":
+            self._save(trainer)
+
+    # validation
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if self.split == "val":
+            self._reset()
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.split == "val" and not trainer.sanity_checking:
+            self._record(pl_module, batch)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self.split != "val" or trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor) if self.monitor else None
+        if value is not None:
+            value = float(value)
+            better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+            if not better:
+                return
+            self.best = value
+        self._save(trainer)
+
 
 @dataclass
 class RunScores:
-    """One run's test score matrix (see :class:`TestScoreRecorder`) and metrics."""
+    """One run's score matrix on the evaluated split (see :class:`ScoreRecorder`) and metrics."""
 
     name: str
     seed: int
@@ -206,7 +251,7 @@ def cross_wins(scores: Tensor, labels: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------------------------- bootstrap
 def bootstrap_indices(n_brands: int, samples: int, seed: int = 0) -> Tensor:
-    """``[R, B]`` brand indices drawn with replacement (row 0 of nothing: the draws only)."""
+    """``[R, B]``: ``R`` bootstrap samples of ``B`` brand indices each, drawn with replacement."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(n_brands, (samples, n_brands), generator=generator)
 
@@ -277,7 +322,10 @@ def summarise(runs: dict[str, list[RunScores]], reference: str | None = None, me
     n_brands = len(first.brands)
     idx = bootstrap_indices(n_brands, samples, seed)
     full = torch.arange(n_brands)[None, :]
-    stats = {n: [brand_statistics(r.scores, r.labels, r.hard_negatives, curve_k=1) for r in runs[n]] for n in names}
+    ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("recall@")})
+    ndcg_ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("ndcg@")})
+    stats = {n: [brand_statistics(r.scores, r.labels, r.hard_negatives, ks=ks, ndcg_ks=ndcg_ks, curve_k=1)
+                 for r in runs[n]] for n in names}
     points: dict[tuple[str, str], float] = {}
     boots: dict[tuple[str, str], Tensor] = {}
     seed_sd: dict[tuple[str, str], float] = {}
@@ -466,7 +514,7 @@ def run_specs(cfg: DictConfig) -> list[RunSpec]:
         name = entry.get("name") or model
         if not name:
             raise ValueError(f"benchmark run {entry}: give it a name or a model")
-        specs.append(RunSpec(str(name), None if model is None else str(model), [str(o) for o in entry.get("overrides") or []]))
+        specs.append(RunSpec(str(name), None if model is None else str(model), _override_list(entry.get("overrides"))))
     names = [s.name for s in specs]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -500,11 +548,12 @@ def _override_list(value) -> list[str]:
 def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path) -> DictConfig:
     """The ``train`` config of one run: ``model=`` and ``seed=``, then ``common``, ``overrides`` and the
     run's own overrides; the benchmark's dataset and paths, output in ``output_dir``, and the
-    :class:`TestScoreRecorder` callback."""
+    :class:`ScoreRecorder` callback for the benchmark's ``split``."""
     overrides = ([f"model={spec.model}"] if spec.model else []) + [f"seed={seed}"]
     overrides += _override_list(cfg.get("common")) + _override_list(cfg.get("overrides"))
     overrides += spec.overrides
     run = _compose_train(overrides)
+    split = str(cfg.get("split", "test"))
     with open_dict(run):
         run.dataset = OmegaConf.create(OmegaConf.to_container(cfg.dataset, resolve=False))
         for key in ("root_dir", "data_dir", "log_dir"):
@@ -515,8 +564,10 @@ def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path) -> 
         run.ckpt_path = None
         if run.get("callbacks") is None:
             run.callbacks = {}
-        run.callbacks.test_scores = {"_target_": "bamir.benchmark.TestScoreRecorder",
-                                     "path": str(output_dir / "test_scores.pt")}
+        monitor = run.get("optimized_metric") if split == "val" else None
+        mode = (run.callbacks.get("model_checkpoint") or {}).get("mode", "max")
+        run.callbacks.scores = {"_target_": "bamir.benchmark.ScoreRecorder", "path": str(output_dir / "scores.pt"),
+                                "split": split, "monitor": monitor, "mode": mode}
     return run
 
 
@@ -530,6 +581,7 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list[RunS
     """Train and test every run spec for every seed; returns the score matrices and a log of the runs."""
     from bamir.train import train
 
+    split = str(cfg.get("split", "test"))
     results: dict[str, list[RunScores]] = {}
     records: list[dict[str, Any]] = []
     for spec in run_specs(cfg):
@@ -548,10 +600,13 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list[RunS
                 records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
                 break
             seconds = time.perf_counter() - start
-            results[spec.name].append(RunScores.load(out / "test_scores.pt", spec.name, int(seed),
+            if not (out / "scores.pt").is_file():
+                raise RuntimeError(f"benchmark run {spec.name} seed {seed}: no {split} scores were recorded "
+                                   f"(does the dataset have a {split} split?)")
+            results[spec.name].append(RunScores.load(out / "scores.pt", spec.name, int(seed),
                                                      metrics=metrics, seconds=seconds))
             records.append({"model": spec.name, "seed": seed, "status": "ok", "seconds": round(seconds, 2),
-                            **{k: v for k, v in metrics.items() if k.startswith("test/")}})
+                            **{k: v for k, v in metrics.items() if k.startswith(f"{split}/")}})
     return {k: v for k, v in results.items() if v}, records
 
 
@@ -561,9 +616,10 @@ def _wandb_logger(cfg: DictConfig):
             from hydra.utils import instantiate
 
             Path(str(node.get("save_dir", "."))).mkdir(parents=True, exist_ok=True)
-            # WandbLogger(offline=True) passes mode="offline" to wandb.init, which beats the environment:
-            # honour WANDB_MODE=disabled (the tests) explicitly
-            extra = {"mode": "disabled"} if os.environ.get("WANDB_MODE") == "disabled" else {}
+            # WandbLogger(offline=True) sets WANDB_MODE=dryrun in os.environ when it starts its run, which
+            # would beat the environment: honour WANDB_MODE=disabled (the tests) explicitly, without offline
+            disabled = os.environ.get("WANDB_MODE") == "disabled"
+            extra = {"mode": "disabled", "offline": False} if disabled else {}
             return instantiate(node, **extra)
     return None
 

@@ -315,13 +315,68 @@ _ENCODERS = {
 
 
 def extend_features(features: Mapping[str, torch.Tensor], new: NewAccounts) -> dict[str, torch.Tensor]:
-    """The store's matrices with the new accounts' rows appended (rows ``N .. N + n - 1``)."""
+    """The store's matrices with the new accounts' rows appended (rows ``N .. N + n - 1``).
+
+    A modality not computed for the new accounts (one the model does not use) gets zero rows.
+    """
     out = {}
     for name, matrix in features.items():
-        if name not in new.features:
-            raise ColdStartError(f"modality {name!r} was not computed for the new accounts")
-        out[name] = torch.cat([matrix, new.features[name].to(matrix.device, matrix.dtype)])
+        rows = new.features.get(name)
+        if rows is None:
+            rows = torch.zeros(len(new.accounts), matrix.shape[1])
+        out[name] = torch.cat([matrix, rows.to(matrix.device, matrix.dtype)])
     return out
+
+
+def to_model_space(datamodule, new: NewAccounts) -> NewAccounts:
+    """The new rows transformed as the data module transformed the store's matrices for the model.
+
+    The data module may hand the model transformed features (``data.standardize``: z-scored
+    with the training accounts' mean and sd). A data module method ``transform_rows(name, x)``
+    is used when it exists; otherwise the transform is identified against the store: identity,
+    or the z-score with the statistics of the training rows (brands and negative pool), and
+    checked to reproduce the data module's matrix exactly; anything else is refused.
+    """
+    store = datamodule.store
+    out = dict(new.features)
+    transform = getattr(datamodule, "transform_rows", None)
+    for name, rows in new.features.items():
+        if name not in datamodule.features:
+            continue
+        if callable(transform):
+            out[name] = transform(name, rows)
+            continue
+        given = datamodule.features[name]
+        raw = store.load_modality(name).features.to(given.device, given.dtype)
+        if torch.equal(raw, given):
+            continue
+        data = datamodule.train_data
+        fit = torch.unique(torch.cat([data.brands, data.pool]))
+        mean, std = raw[fit].mean(0), raw[fit].std(0)
+        std = torch.where(std > 1e-8, std, torch.ones_like(std))
+        if not torch.allclose((raw - mean) / std, given, atol=1e-5, rtol=1e-5):
+            raise ColdStartError(f"modality {name!r}: the data module transforms the store's features in a way "
+                                 "cold start does not know; give the data module a transform_rows(name, x) method")
+        out[name] = (rows - mean.cpu()) / std.cpu()
+    return NewAccounts(new.raw, new.accounts, out, new.present, new.notes)
+
+
+def used_modalities(model) -> list[str]:
+    """The modalities a ranker reads: its ``modalities`` (BAMIR), ``used`` (cosine) or ``inputs``
+    (MIR), else every attached one."""
+    for attr in ("modalities", "used"):
+        value = getattr(model, attr, None)
+        if isinstance(value, (list, tuple)) and value:
+            return sorted(set(value))
+    inputs = getattr(model, "inputs", None)
+    if isinstance(inputs, dict) and inputs:
+        names = set()
+        for v in inputs.values():
+            for x in (v.values() if isinstance(v, dict) else [v]):
+                names.update([x] if isinstance(x, str) else x)
+        if names <= set(model.feature_names):
+            return sorted(names)
+    return sorted(model.feature_names)
 
 
 def new_profiles(new: NewAccounts) -> pd.DataFrame:

@@ -146,6 +146,9 @@ class RankingDataModule(L.LightningDataModule):
         eval_batch_size: brands per evaluation batch.
         seed: seed of sampling and shuffling.
         modalities: restrict to these modalities (default: all in the store).
+        standardize: z-score every feature column with the mean and standard deviation over the
+            training accounts (fitting brands and negative pool), so no modality's offset or scale
+            dominates the inner products. The published model (``model=bamir_paper``) does not.
     """
 
     def __init__(
@@ -159,6 +162,7 @@ class RankingDataModule(L.LightningDataModule):
         eval_batch_size: int = 256,
         seed: int = 24,
         modalities: list[str] | None = None,
+        standardize: bool = False,
     ):
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -169,6 +173,7 @@ class RankingDataModule(L.LightningDataModule):
         self.val_fraction, self.val_seed = val_fraction, val_seed
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.wanted_modalities = list(modalities) if modalities is not None else None
+        self.standardize = standardize
         self._ready = False
 
     # ------------------------------------------------------------------ setup
@@ -212,6 +217,11 @@ class RankingDataModule(L.LightningDataModule):
         self.test_split = self._eval_split(test_brands, test_candidates) if len(test_brands) else None
 
         self.features, self.partial_modalities = self._load_features(store)
+        if self.standardize:
+            fit_rows = torch.unique(torch.cat([self.train_data.brands, self.train_data.pool]))
+            for name, x in self.features.items():
+                mean, std = x[fit_rows].mean(0), x[fit_rows].std(0)
+                self.features[name] = (x - mean) / torch.where(std > 1e-8, std, torch.ones_like(std))
         self._rows = _Rows()
         self._ready = True
         log.info(

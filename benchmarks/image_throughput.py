@@ -11,7 +11,8 @@ Runs on whatever device is available (``--device``). Examples::
 
     python benchmarks/image_throughput.py                                   # resnet101 @224 (paper object)
     python benchmarks/image_throughput.py --model resnet18 --image-size 64  # the small preset
-    python benchmarks/image_throughput.py --scene --backbone resnet50 --image-size 256
+    python benchmarks/image_throughput.py --scene --backbone resnet50 --image-size 256   # paper scene
+    python benchmarks/image_throughput.py --scene --backbone resnet18 --decoder-hidden 64 --image-size 32
     python benchmarks/image_throughput.py --batch-size 256 --images 20000 --workers 15   # on a GPU
 """
 
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet101", help="timm model name (object encoder)")
     parser.add_argument("--scene", action="store_true", help="benchmark the UperNet scene encoder instead")
     parser.add_argument("--backbone", default="resnet50", help="UperNet backbone (with --scene)")
+    parser.add_argument("--decoder-hidden", type=int, default=512, help="UperNet decode-head width (with --scene)")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--source-size", type=int, default=320, help="side of the JPEG files on disk")
     parser.add_argument("--images", type=int, default=256)
@@ -77,8 +79,8 @@ def main() -> None:
     common = dict(image_size=args.image_size, batch_size=args.batch_size, num_workers=workers, device=args.device,
                   decode=args.decode, compile=args.compile)
     if args.scene:
-        encoder = SceneEncoder(backbone=args.backbone, **common)
-        label = f"UperNet-{args.backbone} (365 classes, areas at 1/4 res)"
+        encoder = SceneEncoder(backbone=args.backbone, decoder_hidden_size=args.decoder_hidden, **common)
+        label = f"UperNet-{args.backbone}/{args.decoder_hidden} (365 classes, areas at 1/4 res)"
     else:
         encoder = ObjectEncoder(model=args.model, **common)
         label = args.model

@@ -38,7 +38,7 @@ import time
 import numpy as np
 import torch
 
-from bamir.ranking import FaissSearch, chunked_topk, faiss_available
+from bamir.ranking import FaissSearch, auto_candidate_chunk, chunked_topk, faiss_available
 
 
 def clustered(n: int, dim: int, centres: torch.Tensor, seed: int, noise: float = 0.1, chunk: int = 1 << 16) -> torch.Tensor:
@@ -136,10 +136,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="cuda is skipped when unavailable")
     parser.add_argument("--methods", nargs="+", default=["torch", "faiss", "faiss_ivf"])
     parser.add_argument("--brand-chunk", type=int, default=1024)
-    parser.add_argument("--candidate-chunk", type=int, default=65536)
+    parser.add_argument("--candidate-chunk", type=int, default=None, help="default: bamir.ranking.auto_candidate_chunk")
     parser.add_argument("--nlist", type=int, default=None, help="IVF cells (default sqrt(C))")
     parser.add_argument("--nprobe", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], help="products of the torch path")
     parser.add_argument("--threads", type=int, default=None, help="torch and faiss threads (default: all usable cores)")
     parser.add_argument("--quick", action="store_true", help="small sizes: brands 1 10 100, candidates 10k 50k")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
@@ -192,16 +193,17 @@ def main(argv=None) -> dict:
                 exact_idx = None
                 variants = []
                 if "torch" in methods:
-                    if device == "cuda":
-                        qd = q.to("cuda")
-                        variants.append(("torch fp32", lambda: chunked_topk(qd, keys_dev, args.k, brand_chunk=args.brand_chunk,
-                                                                            candidate_chunk=args.candidate_chunk)))
-                        variants.append(("torch bf16", lambda: chunked_topk(qd, keys_dev, args.k, brand_chunk=args.brand_chunk,
-                                                                            candidate_chunk=args.candidate_chunk,
+                    chunk = args.candidate_chunk or auto_candidate_chunk(device, B, args.brand_chunk)
+                    qd, kd = (q.to("cuda"), keys_dev) if device == "cuda" else (q, keys)
+                    variants.append(("torch", lambda: chunked_topk(qd, kd, args.k, brand_chunk=args.brand_chunk,
+                                                                   candidate_chunk=chunk)))
+                    if "bf16" in args.dtypes:
+                        kd16 = kd.to(torch.bfloat16)  # kept in bf16 once, as the ranker does
+                        variants.append(("torch bf16", lambda: chunked_topk(qd, kd16, args.k, brand_chunk=args.brand_chunk,
+                                                                            candidate_chunk=chunk,
                                                                             compute_dtype=torch.bfloat16)))
-                    else:
-                        variants.append(("torch", lambda: chunked_topk(q, keys, args.k, brand_chunk=args.brand_chunk,
-                                                                       candidate_chunk=args.candidate_chunk)))
+                if "torch" not in methods or "bf16" not in args.dtypes:
+                    kd16 = None
                 if flat is not None:
                     variants.append(("faiss", lambda: flat.search(q, args.k)))
                 if ivf is not None:
@@ -210,9 +212,9 @@ def main(argv=None) -> dict:
                     seconds, peak, (values, idx) = timed(fn, device, repeats, warmup=B * C <= 10**8)
                     row = {"device": device, "method": name, "brands": B, "candidates": C, "seconds": seconds,
                            "peak_mib": peak / 2**20, "note": ""}
-                    if exact_idx is None and name in ("torch", "torch fp32", "faiss"):
+                    if exact_idx is None and name in ("torch", "faiss"):
                         exact_idx = idx.cpu()
-                    if exact_idx is not None and name not in ("torch", "torch fp32"):
+                    if exact_idx is not None and name != "torch":
                         row["recall"] = recall(idx.cpu(), exact_idx)
                     rows.append(row)
                     print(_line(row), flush=True)
@@ -258,8 +260,8 @@ def _crossover(rows: list[dict]) -> dict:
     cross-over: the smallest B x C from which it is faster at every larger B x C measured."""
     out = {}
     base = {(r["device"], r["brands"], r["candidates"]): r["seconds"] for r in rows
-            if r["method"] in ("torch", "torch fp32") and r["brands"]}
-    for method in ("faiss", "faiss_ivf"):
+            if r["method"] == "torch" and r["brands"]}
+    for method in ("torch bf16", "faiss", "faiss_ivf"):
         for device in sorted({r["device"] for r in rows}):
             cells = sorted((r["brands"] * r["candidates"], r["brands"], r["candidates"],
                             base[(device, r["brands"], r["candidates"])] / r["seconds"], r.get("recall"))

@@ -1,7 +1,11 @@
 """The benchmark: per-brand statistics, bootstrap CIs, the paired test, and the app's outputs."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,7 +13,7 @@ import torch
 from omegaconf import open_dict
 
 from bamir.benchmark import (METRICS, RunScores, brand_statistics, bootstrap_indices, markdown_table,
-                             metric_samples, run_benchmark, summarise)
+                             metric_samples, run_benchmark, run_specs, summarise)
 from bamir.features.store import FeatureStore
 from bamir.metrics import ranking_metrics
 from tests.conftest import compose_config
@@ -128,7 +132,8 @@ def test_benchmark_app_writes_table_csv_and_plots(tmp_path, shared_data):
         assert runs[runs["model"] == model]["test/auc_global"].mean() == pytest.approx(auc.loc[model, "mean"], abs=1e-5)
     md = (out / "benchmark.md").read_text()
     assert "| oracle | 2 |" in md and ("p=" in md or "p<" in md)
-    assert (out / "jobs" / "oracle" / "seed1" / "test_scores.pt").is_file()
+    assert (out / "jobs" / "oracle" / "seed1" / "scores.pt").is_file()
+    assert os.environ.get("WANDB_MODE") == "disabled", "the W&B logger left the environment as it found it"
 
 
 def test_unavailable_models_are_skipped_and_override_sets_become_rows(tmp_path, shared_data, planted_store):
@@ -148,3 +153,60 @@ def test_unavailable_models_are_skipped_and_override_sets_become_rows(tmp_path, 
     runs = pd.read_csv(result["output_dir"] / "runs.csv")
     assert runs.set_index("model").loc["oracle", "status"].startswith("skipped")
     assert FeatureStore(store_dir).manifest.get("extras") == {}
+
+
+CONF = Path(__file__).parents[1] / "conf"
+
+
+@pytest.mark.parametrize("suite", sorted(p.stem for p in (CONF / "suite").glob("*.yaml")))
+def test_every_suite_names_existing_models_and_a_reference_row(suite, tmp_path):
+    cfg = compose_config("benchmark", tmp_path, [f"suite={suite}"], fast=False)
+    specs = run_specs(cfg) if (cfg.models or cfg.runs) else []
+    for spec in specs:
+        assert spec.model is None or (CONF / "model" / f"{spec.model}.yaml").is_file(), spec
+    if specs:
+        assert cfg.reference in {s.name for s in specs}
+
+
+@pytest.mark.parametrize("search, key, count", [("ablation_sampler", "sampler", 4),
+                                                ("ablation_modalities", "data.modalities", 7),
+                                                ("cosine_modalities", "model", 7)])
+def test_ablation_sweeps_compose_as_multiruns(search, key, count, tmp_path):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = compose_config("train", tmp_path, [f"hparams_search={search}"])
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    value = cfg.hydra.sweeper.params[key]
+    override = OverridesParser.create().parse_override(f"{key}={value}")
+    assert len(list(override.sweep_string_iterator())) == count
+
+
+@pytest.mark.slow
+def test_the_console_app_and_a_cosine_sweep(tmp_path, shared_data):
+    env = {**os.environ, "BAMIR_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    common = ["dataset=planted_tiny", f"paths.data_dir={shared_data}"]
+    bench = [sys.executable, "-m", "bamir.cli.benchmark", *common, "suite=cosine_modalities", "seeds=[0]",
+             "logger=none", "plots.enabled=false"]
+    done = subprocess.run(bench, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = pd.read_csv(next((tmp_path / "outputs" / "benchmark" / "runs").glob("*/benchmark.csv")))
+    assert len(set(table["model"])) == 7
+    sweep = [sys.executable, "-m", "bamir.cli.train", *common, "hparams_search=cosine_modalities", "logger=csv",
+             "hydra.sweeper.params.model='cosine_topic,cosine_concept'", "trainer.enable_progress_bar=false"]
+    done = subprocess.run(sweep, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list((tmp_path / "outputs" / "cosine_modalities" / "multiruns").glob("*/*/metrics.json"))) == 2
+
+
+def test_the_validation_split_can_be_the_table(tmp_path, shared_data):
+    cfg = _bench_cfg(tmp_path, shared_data, ["cosine", "bamir_all_small"],
+                     ["split=val", "seeds=[0]", "logger=none", "plots.enabled=false",
+                      'overrides=["trainer=cpu","trainer.max_epochs=3"]'])
+    result = run_benchmark(cfg)
+    auc = result["table"].query("metric == 'auc_global'").set_index("model")["mean"]
+    runs = pd.read_csv(result["output_dir"] / "runs.csv").set_index("model")
+    assert auc["cosine"] == pytest.approx(runs.loc["cosine", "val/auc_global"], abs=1e-5)
+    # a learned model: the validation scores of its best epoch (the best checkpoint's)
+    log = pd.read_csv(result["output_dir"] / "jobs" / "bamir_all_small" / "seed0" / "csv" / "metrics.csv")
+    assert auc["bamir_all_small"] == pytest.approx(log["val/auc_global"].max(), abs=1e-5)
+    assert len(result["runs"]["cosine"][0].brands) < 12  # the validation brands, not the 12 test brands

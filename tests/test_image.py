@@ -124,6 +124,7 @@ def test_object_stage_counts_skips_and_note(raw, tmp_path):
     assert out.counts["posts_without_image"] == 2
     assert out.counts["images_ok"] == out.counts["posts_with_image"] - 3
     assert out.counts["shards"] == 3 and out.counts["shards_resumed"] == 0
+    assert out.counts["accounts_uniform"] == 0  # only published pooling can collapse to uniform
     assert "RANDOM-INITIALISED" in out.note
     assert out.features.shape == (16, 1000) and bool(out.present.all())
     assert torch.allclose(out.features.sum(1), torch.ones(16), atol=1e-4)

@@ -41,6 +41,8 @@ def test_first_run_computes_everything(prepared):
     assert obj["skipped"] == {"missing_file": 1, "corrupt_image": 2}  # corrupt/missing images counted, not fatal
     assert obj["counts"]["posts_without_image"] == 2
     assert "RANDOM-INITIALISED" in obj["note"]
+    # random weights put no class above 0.1: published pooling gives all accounts one uniform vector, said plainly
+    assert obj["counts"]["accounts_uniform"] == 16 and "same uniform vector" in obj["note"]
     assert obj["seconds"] > 0 and obj["counts"]["peak_rss_mib"] > 0
     artifact = store.manifest["artifacts"]["topic"]
     assert "lda.model" in artifact["files"] and (store.root / artifact["workdir"] / "lda.model").is_file()

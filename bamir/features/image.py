@@ -441,6 +441,13 @@ class Pool:
             self.acc.scatter_reduce_(0, rows.unsqueeze(1).expand_as(probs), probs, "amax", include_self=True)
         self.count.index_add_(0, rows, torch.ones_like(rows))
 
+    def below_threshold(self) -> int:
+        """Accounts with images none of whose classes passed the threshold (published pooling:
+        their vector is the uniform softmax of zeros, the same for all of them)."""
+        if self.how != "published":
+            return 0
+        return int(((self.count > 0) & (self.acc.amax(dim=1) <= 0)).sum())
+
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
         present = self.count > 0
         out = self.acc.clone()
@@ -558,6 +565,12 @@ class ImageStage:
         present_t = torch.cat(present)[:n]
         counts.update(accounts=n, accounts_present=int(present_t.sum()), posts_without_image=no_image,
                       shards=n_shards, shards_resumed=len(done))
+        uniform = counts.get("accounts_uniform", 0)
+        if uniform:
+            text = (f"{uniform} of {counts['accounts_present']} accounts had no class above the threshold "
+                    f"{self.threshold} in any image: published pooling gives them all the same uniform vector")
+            log.warning("%s: %s", name, text)
+            note = f"{note}; {text}"
         log.info("%s: %d accounts, %d/%d images used, skipped %s (%.1fs)", name, n, counts["images_ok"],
                  counts["posts_with_image"], skipped or "nothing", time.perf_counter() - start)
         return {name: StageOutput(features_t, present_t, counts=counts, skipped=skipped, note=note)}
@@ -597,9 +610,11 @@ class ImageStage:
         def close_shard(s: int) -> None:
             if s not in pools:
                 open_shard(s)
-            feats, present = pools.pop(s).result()
+            pool = pools.pop(s)
+            feats, present = pool.result()
             st = stats.pop(s)
-            meta = {"counts": {"posts_with_image": st["posts_with_image"], "images_ok": st["images_ok"]},
+            meta = {"counts": {"posts_with_image": st["posts_with_image"], "images_ok": st["images_ok"],
+                               "accounts_uniform": pool.below_threshold()},
                     "skipped": {STATUS_REASON[k]: st[k] for k in (MISSING, CORRUPT) if st[k]}}
             _write_shard(shards_dir / f"{s:05d}.safetensors", feats, present, meta)
 

@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from bamir.data.schema import DATASET_FILE, RawDataset
+import torch
+
+from bamir.data.schema import AFFINITY_FILE, DATASET_FILE, RawDataset, read_planted_affinity
 from bamir.features.common import train_accounts
 from bamir.features.store import FeatureStore
 from bamir.utils import file_hash, stable_hash
@@ -42,7 +44,7 @@ WORK_DIR = "work"
 
 def load_stages(stages_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Instantiate the configured stages, in config order (see the module docstring)."""
-    from hydra.utils import instantiate
+    from bamir.config import instantiate
     from omegaconf import DictConfig, OmegaConf
 
     stages: dict[str, Any] = {}
@@ -88,6 +90,7 @@ def prepare(
     dataset = {**{k: v for k, v in raw.info.items() if not isinstance(v, (dict, list))}, "raw_root": str(raw_root), "split": split}
     store = FeatureStore.create(store_root, raw.accounts, raw.pairs, raw.splits, dataset=dataset)
     accounts = store.account_ids
+    _keep_planted_affinity(raw_root, store)
     train = train_accounts(raw, split)
     train_hash = stable_hash(sorted(train))
     stages = load_stages(stages_cfg)
@@ -155,26 +158,38 @@ def ensure_features(
 ) -> FeatureStore:
     """For the training app: make sure the store has every configured modality, fresh.
 
-    When the raw dataset is missing and ``generate`` is given (a Hydra config with a
-    ``_target_``, or a callable), it is generated first. Fresh stages are only checked
+    When ``generate`` is given (a Hydra config with a ``_target_``, or a callable, such as
+    ``ensure_synthetic``), it runs first and (re)generates the raw dataset if it is missing or
+    stale. Fresh stages are only checked
     (hashes), never recomputed. From a Hydra config, instantiate this function with
     ``_recursive_: false`` so that the stages and the generator are built here, lazily
     (recursive instantiation also works: stage objects are accepted, and a generator
     that already ran is not run again).
     """
-    if not (Path(raw_root) / DATASET_FILE).is_file():
-        if generate is None:
-            raise FileNotFoundError(f"{raw_root}: no raw dataset ({DATASET_FILE} missing) and nothing to generate it")
-        log.info("raw dataset %s missing: generating it", raw_root)
+    if generate is not None:  # generators are "ensure" functions: they regenerate only when stale
         if callable(generate):
             generate()
-        elif isinstance(generate, Mapping) or hasattr(generate, "_target_"):
-            from hydra.utils import instantiate
+        else:
+            from bamir.config import instantiate
 
             instantiate(generate)
-        if not (Path(raw_root) / DATASET_FILE).is_file():
-            raise FileNotFoundError(f"{raw_root}: the generator ran but wrote no {DATASET_FILE} there")
+    if not (Path(raw_root) / DATASET_FILE).is_file():
+        raise FileNotFoundError(f"{raw_root}: no raw dataset ({DATASET_FILE} missing)"
+                                + (" after running its generator" if generate is not None else ""))
     return prepare(raw_root, store_root, stages_cfg, split, progress=progress)
+
+
+def _keep_planted_affinity(raw_root: Path, store: FeatureStore) -> None:
+    """Synthetic data: copy the planted affinity into the store (for the oracle ranking)."""
+    affinity = read_planted_affinity(raw_root)
+    if affinity is None:
+        return
+    kind = store.accounts["kind"].to_numpy()
+    store.write_tensors("planted_affinity", {
+        "affinity": torch.from_numpy(affinity),
+        "brand_rows": torch.from_numpy((kind == "brand").nonzero()[0]),
+        "influencer_rows": torch.from_numpy((kind == "influencer").nonzero()[0]),
+    }, note=f"copied from {raw_root / AFFINITY_FILE}")
 
 
 def _reset_peak_rss() -> None:
