@@ -9,7 +9,7 @@ for data without a test part, such as the real release). From those matrices:
 
 - **point estimate**: a metric's value on the whole split (as :mod:`bamir.metrics` computes
   it), averaged over the seeds;
-- **95% confidence interval**: percentile bootstrap over test brands. One bootstrap sample draws
+- **95% confidence interval**: percentile bootstrap over the evaluated brands. One bootstrap sample draws
   ``B`` test brands with replacement; the metric is recomputed on the drawn brands for each seed
   and averaged over the seeds. Per-brand means (AUC per brand, cAUC, R@k, MRR, MAP, NDCG) are
   weighted means of per-brand values; MedR is the median of the drawn brands' first-positive
@@ -362,7 +362,7 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:.1f}" if metric == "medr" else f"{value:.3f}"
 
 
-def markdown_table(table: pd.DataFrame, level: float = 0.95) -> str:
+def markdown_table(table: pd.DataFrame, level: float = 0.95, split: str = "test") -> str:
     """Two Markdown tables: mean [CI] per model and metric, then the paired test against the reference."""
     metrics = list(dict.fromkeys(table["metric"]))
     models = list(dict.fromkeys(table["model"]))
@@ -371,7 +371,8 @@ def markdown_table(table: pd.DataFrame, level: float = 0.95) -> str:
     brands = int(table["brands"].iloc[0])
     head = "| model | seeds | " + " | ".join(LABELS.get(m, m) for m in metrics) + " |"
     rule = "|---|---|" + "---|" * len(metrics)
-    lines = [f"Mean over seeds [{level:.0%} CI, bootstrap over {brands} test brands]; MedR: lower is better.", "",
+    which = {"test": "test", "val": "validation"}.get(split, split)
+    lines = [f"Mean over seeds [{level:.0%} CI, bootstrap over {brands} {which} brands]; MedR: lower is better.", "",
              head, rule]
     for model in models:
         cells = [f"{_fmt(m, cell[model, m].mean)} [{_fmt(m, cell[model, m].ci_low)}, {_fmt(m, cell[model, m].ci_high)}]"
@@ -406,7 +407,8 @@ def _pyplot():
     return plt
 
 
-def plot_recall_curves(runs: dict[str, list[RunScores]], path: str | Path, max_k: int = 100) -> Path:
+def plot_recall_curves(runs: dict[str, list[RunScores]], path: str | Path, max_k: int = 100,
+                       split: str = "test") -> Path:
     """Recall@k for k = 1..max_k, one line per model (mean over brands with a positive, then over seeds)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
@@ -422,7 +424,7 @@ def plot_recall_curves(runs: dict[str, list[RunScores]], path: str | Path, max_k
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("Recall@k on the test brands")
+    ax.set_title(f"Recall@k on the {'validation' if split == 'val' else split} brands")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -659,7 +661,8 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     level = float(boot.get("level", 0.95))
     table = summarise(runs, reference, list(cfg.get("metrics") or METRICS), samples=int(boot.get("samples", 2000)),
                       seed=int(boot.get("seed", 0)), level=level)
-    markdown = markdown_table(table, level)
+    split = str(cfg.get("split", "test"))
+    markdown = markdown_table(table, level, split)
     files = {"markdown": output_dir / "benchmark.md", "csv": output_dir / "benchmark.csv",
              "runs": output_dir / "runs.csv"}
     files["markdown"].write_text(markdown)
@@ -667,7 +670,8 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     plots: dict[str, Path] = {}
     plot_cfg = cfg.get("plots") or {}
     if plot_cfg.get("enabled", True):
-        plots["recall_at_k"] = plot_recall_curves(runs, output_dir / "recall_at_k.png", int(plot_cfg.get("max_k", 100)))
+        plots["recall_at_k"] = plot_recall_curves(runs, output_dir / "recall_at_k.png", int(plot_cfg.get("max_k", 100)),
+                                                  split)
         plots["category_auc"] = plot_category_auc(runs, output_dir / "category_auc.png")
         plots["score_distributions"] = plot_score_distributions(runs, output_dir / "score_distributions.png")
         category_auc(runs).to_csv(output_dir / "category_auc.csv")

@@ -30,14 +30,14 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from bamir.data.schema import ACCOUNTS, COLUMNS, DATASET_FILE, POSTS, RawDataset, read_table
-from bamir.features.store import FeatureStore, StoreError
+from bamir.features.store import FeatureStore
 from bamir.utils import file_hash
 
 log = logging.getLogger(__name__)

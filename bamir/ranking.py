@@ -35,7 +35,7 @@ import difflib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -579,14 +579,15 @@ class Ranker:
 
 
 def choose_method(num_brands: int, num_candidates: int, device: str, ivf_from: int | None = 1_000_000) -> str:
-    """``search.method=auto``, from ``benchmarks/rank_scale.py`` (README of the benchmark):
+    """``search.method=auto``, as measured by ``benchmarks/rank_scale.py``:
 
     * CUDA: the chunked matmul + topk (``exact``) always;
-    * CPU: faiss' exact ``IndexFlatIP`` never beat it consistently (0.3-1.8x), so ``exact``,
-      except for pools of at least ``ivf_from`` candidates with brands x candidates >= 1e8,
-      where the IVF search (approximate; recall@100 1.000 on clustered 512-d data) was 3.7x
-      faster at 1,000 x 1M and 8-73x for fewer brands. Its k-means build (about a minute at
-      1M on two cores) is kept beside the embedding cache, so it is paid once per checkpoint.
+    * CPU (two shared cores): faiss' exact ``IndexFlatIP`` never beat it consistently
+      (0.16-1.8x), so ``exact``, except for pools of at least ``ivf_from`` candidates with
+      brands x candidates >= 1e8, where the IVF search (approximate; recall@100 1.000 against
+      exact on clustered 512-d data, nlist sqrt(C), nprobe 32) was 3.7-7.5x faster at
+      1,000 x 1M and 7-73x for 1-100 brands. Its k-means build (about 55 s at 1M on two
+      cores) is kept beside the embedding cache, so it is paid once per checkpoint and pool.
     """
     if device != "cpu" or ivf_from is None or not faiss_available():
         return "exact"

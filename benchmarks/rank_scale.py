@@ -221,7 +221,7 @@ def main(argv=None) -> dict:
             if device == "cuda":
                 del keys_dev
                 torch.cuda.empty_cache()
-            del ivf, flat
+            ivf = flat = None  # free the indexes before the next pool size
             gc.collect()
 
     crossover = _crossover(rows)

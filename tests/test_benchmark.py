@@ -210,3 +210,4 @@ def test_the_validation_split_can_be_the_table(tmp_path, shared_data):
     log = pd.read_csv(result["output_dir"] / "jobs" / "bamir_all_small" / "seed0" / "csv" / "metrics.csv")
     assert auc["bamir_all_small"] == pytest.approx(log["val/auc_global"].max(), abs=1e-5)
     assert len(result["runs"]["cosine"][0].brands) < 12  # the validation brands, not the 12 test brands
+    assert "validation brands" in result["markdown"]

@@ -30,7 +30,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
 
     from bamir.config import check_output_dir
     from bamir.models.base import RankingModule, load_checkpoint
-    from bamir.ranking import (CandidateFilter, CandidateIndex, Ranker, UnknownNameError, account_profiles,
+    from bamir.ranking import (CandidateFilter, CandidateIndex, Ranker, account_profiles,
                                candidate_rows, format_table, linked_exclusions, ranking_frame, resolve_names,
                                raw_root_of)
     from bamir.train import build_data, resolve_checkpoint
