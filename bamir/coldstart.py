@@ -329,35 +329,12 @@ def extend_features(features: Mapping[str, torch.Tensor], new: NewAccounts) -> d
 
 
 def to_model_space(datamodule, new: NewAccounts) -> NewAccounts:
-    """The new rows transformed as the data module transformed the store's matrices for the model.
-
-    The data module may hand the model transformed features (``data.standardize``: z-scored
-    with the training accounts' mean and sd). A data module method ``transform_rows(name, x)``
-    is used when it exists; otherwise the transform is identified against the store: identity,
-    or the z-score with the statistics of the training rows (brands and negative pool), and
-    checked to reproduce the data module's matrix exactly; anything else is refused.
-    """
-    store = datamodule.store
+    """The new rows transformed as the data module transformed the store's matrices for the model
+    (``RankingDataModule.transform_rows``: e.g. the z-score with the training accounts' statistics)."""
     out = dict(new.features)
-    transform = getattr(datamodule, "transform_rows", None)
     for name, rows in new.features.items():
-        if name not in datamodule.features:
-            continue
-        if callable(transform):
-            out[name] = transform(name, rows)
-            continue
-        given = datamodule.features[name]
-        raw = store.load_modality(name).features.to(given.device, given.dtype)
-        if torch.equal(raw, given):
-            continue
-        data = datamodule.train_data
-        fit = torch.unique(torch.cat([data.brands, data.pool]))
-        mean, std = raw[fit].mean(0), raw[fit].std(0)
-        std = torch.where(std > 1e-8, std, torch.ones_like(std))
-        if not torch.allclose((raw - mean) / std, given, atol=1e-5, rtol=1e-5):
-            raise ColdStartError(f"modality {name!r}: the data module transforms the store's features in a way "
-                                 "cold start does not know; give the data module a transform_rows(name, x) method")
-        out[name] = (rows - mean.cpu()) / std.cpu()
+        if name in datamodule.features:
+            out[name] = datamodule.transform_rows(name, rows)
     return NewAccounts(new.raw, new.accounts, out, new.present, new.notes)
 
 

@@ -217,11 +217,13 @@ class RankingDataModule(L.LightningDataModule):
         self.test_split = self._eval_split(test_brands, test_candidates) if len(test_brands) else None
 
         self.features, self.partial_modalities = self._load_features(store)
+        self.feature_stats: dict[str, tuple[Tensor, Tensor]] = {}
         if self.standardize:
             fit_rows = torch.unique(torch.cat([self.train_data.brands, self.train_data.pool]))
             for name, x in self.features.items():
                 mean, std = x[fit_rows].mean(0), x[fit_rows].std(0)
-                self.features[name] = (x - mean) / torch.where(std > 1e-8, std, torch.ones_like(std))
+                self.feature_stats[name] = (mean, torch.where(std > 1e-8, std, torch.ones_like(std)))
+                self.features[name] = self.transform_rows(name, x)
         self._rows = _Rows()
         self._ready = True
         log.info(
@@ -290,6 +292,13 @@ class RankingDataModule(L.LightningDataModule):
                 partial[name] = int((~covered).sum())
                 log.warning("modality %r is missing for %d accounts the model encodes: not used", name, partial[name])
         return features, partial
+
+    def transform_rows(self, name: str, x: Tensor) -> Tensor:
+        """Raw store rows of modality ``name`` -> the model's input space (e.g. for new accounts)."""
+        if name not in self.feature_stats:
+            return x
+        mean, std = self.feature_stats[name]
+        return (x - mean) / std
 
     @property
     def dims(self) -> dict[str, int]:
