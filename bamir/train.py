@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,8 +105,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             trainer.validate(model, datamodule=datamodule)
             metrics.update(trainer.callback_metrics)
     if cfg.get("train", True) and learned:
+        start = time.perf_counter()
         trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_checkpoint(cfg), weights_only=True)
         metrics.update(trainer.callback_metrics)
+        metrics["time/fit_seconds"] = time.perf_counter() - start
     if cfg.get("test", True) and datamodule.test_split is not None:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and learned else ""
         if best:

@@ -287,9 +287,12 @@ def _write_affinity(root: Path, world: World, cfg: dict) -> None:
     tensors = {"affinity": np.ascontiguousarray(world.affinity, dtype=np.float32)}
     for name in AFFINITY_TERMS:
         tensors[f"term_{name}"] = np.ascontiguousarray(world.terms[name], dtype=np.float32)
-    metadata = {"weights": json.dumps({k: float(cfg["affinity"][k]) for k in AFFINITY_TERMS}, sort_keys=True),
-                "note": "affinity = sum of weights x z-scored terms; rows = brands, columns = influencers, "
-                        "in accounts-table order; positives were drawn from affinity + noise"}
+    # one metadata key: safetensors writes its metadata map in no fixed order, and the file
+    # must be byte-identical for a seed
+    metadata = {"info": json.dumps({
+        "weights": {k: float(cfg["affinity"][k]) for k in AFFINITY_TERMS},
+        "note": "affinity = sum of weights x z-scored terms; rows = brands, columns = influencers, "
+                "in accounts-table order; positives were drawn from affinity + noise"}, sort_keys=True)}
     atomic_write_bytes(root / schema.AFFINITY_FILE, save(tensors, metadata=metadata))
 
 
