@@ -58,3 +58,17 @@ def test_bamir_paper_is_the_published_setting(tmp_path):
     assert list(cfg.model.branches.concept.encoders.concept.hidden) == [1024, 512]
     assert cfg.sampler._target_.endswith("MixedSampler")
     assert (cfg.sampler.uniform, cfg.sampler.same_category, cfg.sampler.repeats) == (3, 1, 5)
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "local_parallel"])
+def test_launchers_compose(launcher, tmp_path):
+    """hydra/launcher=slurm (submitit: one task per device) and the joblib local launcher."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_config("train", tmp_path, [f"hydra/launcher={launcher}", "trainer=ddp_cpu"])
+    launcher_cfg = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    if launcher == "slurm":
+        assert launcher_cfg["_target_"].endswith("SlurmLauncher")
+        assert cfg.hydra.launcher.tasks_per_node == cfg.trainer.devices == 2
+    else:
+        assert launcher_cfg["_target_"].endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
