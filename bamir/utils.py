@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,24 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def publish_dir(tmp: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Move the finished folder ``tmp`` to ``dst``, replacing an old ``dst``.
+
+    The old folder is renamed aside first and restored if the move fails, so ``dst`` always
+    holds either the old or the new content, never a mix.
+    """
+    tmp, dst = Path(tmp), Path(dst)
+    if not dst.exists():
+        os.replace(tmp, dst)
+        return
+    backup = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.old-"))
+    backup.rmdir()
+    os.replace(dst, backup)
+    try:
+        os.replace(tmp, dst)
+    except BaseException:
+        os.replace(backup, dst)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)

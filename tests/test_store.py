@@ -27,7 +27,7 @@ def _store(tmp_path):
 
 
 def test_round_trip(tmp_path):
-    store = _store(tmp_path)
+    _store(tmp_path)
     again = FeatureStore(tmp_path)
     topic = again.load_modality("topic")
     assert torch.equal(topic.features, torch.arange(15.0).view(5, 3))

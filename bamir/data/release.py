@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 import tempfile
 import time
@@ -44,7 +43,7 @@ import torch
 
 from bamir.data.safe_pickle import UnsafePickleError, loads_plain_pickle
 from bamir.features.store import FeatureStore, StoreError
-from bamir.utils import stable_hash
+from bamir.utils import publish_dir, stable_hash
 
 #: Global name lists (position = global index).
 BRAND_LIST = "sorted_360_brand_list.pkl"
@@ -581,22 +580,6 @@ def _check_dst(dst: Path) -> None:
         raise ReleaseError(f"{dst}: folder is not empty and not a feature store; refusing to replace it")
 
 
-def _publish(tmp: Path, dst: Path) -> None:
-    """Move the finished store ``tmp`` to ``dst``, replacing an old store there."""
-    if not dst.exists():
-        os.replace(tmp, dst)
-        return
-    backup = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.old-"))
-    backup.rmdir()
-    os.replace(dst, backup)
-    try:
-        os.replace(tmp, dst)
-    except BaseException:
-        os.replace(backup, dst)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
-
-
 def import_release(
     src: str | Path,
     dst: str | Path,
@@ -809,7 +792,7 @@ def import_release(
             TRIPLET_SET, triplets,
             note=f"{TRIPLET_FILE}: {len(triplets)} (brand, positive, negative) triplets as store rows",
         )
-        _publish(tmp, dst)
+        publish_dir(tmp, dst)
     except StoreError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ReleaseError(f"{src}: the store rejected the import: {err}") from err

@@ -35,7 +35,7 @@ import pandas as pd
 import yaml
 
 from bamir.data import schema
-from bamir.utils import atomic_write_text
+from bamir.utils import atomic_write_text, publish_dir
 
 _STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2})_UTC(?:_(\d+))?$")
 _IMAGE_EXT = (".jpg", ".jpeg", ".png", ".webp")
@@ -224,9 +224,7 @@ def import_instaloader(download_dir: str | Path, out_dir: str | Path, brands: Ma
             from bamir.data.importers.pairs import import_pairs
 
             import_pairs(tmp, pairs, test_brands=test_brands, seed=seed)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,7 +8,6 @@ loosely (case, spaces, ``_``). Names may be account ids or usernames (with or wi
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Mapping

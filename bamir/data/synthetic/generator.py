@@ -28,7 +28,7 @@ from bamir.data.synthetic import knowledge, posts, profiles
 from bamir.data.synthetic.config import GENERATOR_VERSION, config_hash, merge_config, output_config
 from bamir.data.synthetic.vocabulary import EMOJI, FOREIGN_CAPTIONS, TOPICS
 from bamir.data.synthetic.world import AFFINITY_TERMS, World, make_world
-from bamir.utils import atomic_write_bytes, atomic_write_json, atomic_write_text
+from bamir.utils import atomic_write_bytes, atomic_write_json, atomic_write_text, publish_dir
 
 log = logging.getLogger(__name__)
 
@@ -389,9 +389,7 @@ def synthesize(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None = None,
     tmp.mkdir()
     try:
         timings = _generate(tmp, merged, int(seed))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        publish_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
