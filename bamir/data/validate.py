@@ -584,52 +584,48 @@ def _check_knowledge(c: _Collector, root: Path, max_rows: int) -> dict[str, Any]
         stats.setdefault("conceptnet_rows_checked", n)
 
     concepts: set[str] | None = None
-    path = kdir / schema.CONCEPTS_FILE
     fname = f"{schema.KNOWLEDGE_DIR}/{schema.CONCEPTS_FILE}"
-    if not path.is_file():
-        c.add("missing_file", fname, None, None, "the concept set is missing")
-    else:
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except Exception as exc:  # noqa: BLE001
-            c.add("unreadable", fname, None, None, f"cannot read: {exc}")
-            frame = None
-        if frame is not None:
-            if "concept" not in frame.columns:
-                c.add("missing_column", fname, None, "concept", "required column 'concept' is missing")
-            else:
-                for r in np.flatnonzero(_missing(frame["concept"])):
-                    c.add("missing_value", fname, r, "concept", "empty concept")
-                for r in np.flatnonzero(frame["concept"].duplicated(keep="first").to_numpy()):
-                    c.add("duplicate_concept", fname, r, "concept", f"concept {frame['concept'].iloc[r]!r} repeated")
-                concepts = set(frame["concept"])
-                stats["concepts"] = len(concepts)
-    path = kdir / schema.RELATED_HASHTAGS_FILE
+    frame = _read_knowledge_table(c, kdir / schema.CONCEPTS_FILE, fname, "the concept set")
+    if frame is not None:
+        if "concept" not in frame.columns:
+            c.add("missing_column", fname, None, "concept", "required column 'concept' is missing")
+        else:
+            for r in np.flatnonzero(_missing(frame["concept"])):
+                c.add("missing_value", fname, r, "concept", "empty concept")
+            for r in np.flatnonzero(frame["concept"].duplicated(keep="first").to_numpy()):
+                c.add("duplicate_concept", fname, r, "concept", f"concept {frame['concept'].iloc[r]!r} repeated")
+            concepts = set(frame["concept"])
+            stats["concepts"] = len(concepts)
     fname = f"{schema.KNOWLEDGE_DIR}/{schema.RELATED_HASHTAGS_FILE}"
-    if not path.is_file():
-        c.add("missing_file", fname, None, None, "the related-hashtags table is missing")
-    else:
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except Exception as exc:  # noqa: BLE001
-            c.add("unreadable", fname, None, None, f"cannot read: {exc}")
-            frame = None
-        if frame is not None:
-            for col in ("concept", "hashtag"):
-                if col not in frame.columns:
-                    c.add("missing_column", fname, None, col, f"required column {col!r} is missing")
-                else:
-                    for r in np.flatnonzero(_missing(frame[col])):
-                        c.add("missing_value", fname, r, col, f"empty {col}")
-            if "concept" in frame.columns and concepts is not None:
-                for r in np.flatnonzero(~frame["concept"].isin(concepts).to_numpy() & ~_missing(frame["concept"])):
-                    c.add("unknown_concept", fname, r, "concept",
-                          f"concept {frame['concept'].iloc[r]!r} is not in the concept set")
-            if "weight" in frame.columns:
-                numeric = pd.to_numeric(frame["weight"], errors="coerce")
-                for r in np.flatnonzero(numeric.isna().to_numpy() & ~_missing(frame["weight"])):
-                    c.add("bad_score", fname, r, "weight", f"weight {frame['weight'].iloc[r]!r} is not a number")
+    frame = _read_knowledge_table(c, kdir / schema.RELATED_HASHTAGS_FILE, fname, "the related-hashtags table")
+    if frame is not None:
+        for col in ("concept", "hashtag"):
+            if col not in frame.columns:
+                c.add("missing_column", fname, None, col, f"required column {col!r} is missing")
+            else:
+                for r in np.flatnonzero(_missing(frame[col])):
+                    c.add("missing_value", fname, r, col, f"empty {col}")
+        if "concept" in frame.columns and concepts is not None:
+            for r in np.flatnonzero(~frame["concept"].isin(concepts).to_numpy() & ~_missing(frame["concept"])):
+                c.add("unknown_concept", fname, r, "concept",
+                      f"concept {frame['concept'].iloc[r]!r} is not in the concept set")
+        if "weight" in frame.columns:
+            numeric = pd.to_numeric(frame["weight"], errors="coerce")
+            for r in np.flatnonzero(numeric.isna().to_numpy() & ~_missing(frame["weight"])):
+                c.add("bad_score", fname, r, "weight", f"weight {frame['weight'].iloc[r]!r} is not a number")
     return stats
+
+
+def _read_knowledge_table(c: _Collector, path: Path, fname: str, what: str) -> pd.DataFrame | None:
+    """A knowledge CSV as strings, or None after recording why it is missing or unreadable."""
+    if not path.is_file():
+        c.add("missing_file", fname, None, None, f"{what} is missing")
+        return None
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001
+        c.add("unreadable", fname, None, None, f"cannot read: {exc}")
+        return None
 
 
 def _check_affinity(c: _Collector, root: Path, n_brands: int, n_influencers: int) -> None:
