@@ -294,12 +294,13 @@ def _interaction(store, raw, accounts, workdir, config, device):
 def _image(modality: str):
     def encode(store, raw, accounts, workdir, config, device):
         from bamir.features import image
+        from bamir.features.extraction import device_trainer
 
         cls = image.ObjectStage if modality == "object" else image.SceneStage
         settings = {k: v for k, v in config.items() if k not in ("stage", "version")}
-        stage = cls(**settings, device=device, num_workers=0, progress=False)
+        stage = cls(**settings, num_workers=0, progress=False)
         with tempfile.TemporaryDirectory(prefix=f"bamir-coldstart-{modality}-") as tmp:
-            out = stage.run(raw, list(accounts), set(), Path(tmp))[modality]
+            out = stage.run(raw, list(accounts), set(), Path(tmp), trainer=device_trainer(device))[modality]
         return out.features, out.present
     return encode
 

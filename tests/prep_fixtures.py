@@ -101,7 +101,7 @@ def tiny_stages(**overrides) -> dict:
         "topic": {"_target_": "bamir.features.topic.TopicStage", "num_topics": 3, "passes": 2, "iterations": 50,
                   "no_below": 1, "workers": 1},
         "object": {"_target_": "bamir.features.image.ObjectStage", "model": "test_resnet", "image_size": 32,
-                   "batch_size": 8, "num_workers": 0, "device": "cpu", "shard_size": 5},
+                   "batch_size": 8, "num_workers": 0, "shard_size": 5},
         "scene": {"_target_": "bamir.features.image.SceneStage", "backbone": "resnet18", "image_size": 32,
                   "backbone_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32], "embedding_size": 8},
                   "decoder_hidden_size": 16, "num_labels": 12, "batch_size": 8, "num_workers": 0, "device": "cpu",

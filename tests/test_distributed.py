@@ -41,3 +41,75 @@ def test_ddp_cpu_trains_and_evaluates_like_one_process(tmp_path, shared_data):
         if value is not None:
             assert double[key] == pytest.approx(value, abs=1e-6), key
     assert double["test/n_queries"] == single["test/n_queries"], "each brand counted once"
+
+
+# --------------------------------------------------------------------------- feature extraction
+def test_shards_are_dealt_round_robin_over_ranks():
+    from bamir.features.extraction import shards_of_rank
+
+    dealt = [shards_of_rank(7, rank, 3) for rank in range(3)]
+    assert dealt == [[0, 3, 6], [1, 4], [2, 5]]
+    assert shards_of_rank(2, 2, 3) == []  # more ranks than shards: nothing to do
+    with pytest.raises(ValueError):
+        shards_of_rank(4, 3, 3)
+
+
+def test_launch_rank_reads_every_launcher(monkeypatch):
+    from bamir.features.extraction import launch_rank
+
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert launch_rank() == 0
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.setenv(name, "2")
+        assert launch_rank() == 2, name
+        monkeypatch.setenv(name, "0")
+
+
+def test_a_shard_of_a_failed_rank_is_named(tmp_path, monkeypatch):
+    """Rank zero of a 2-rank world whose other rank died: the merge names the shards it lacks."""
+    from bamir.features import image
+    from bamir.features.pipeline import prepare
+    from prep_fixtures import make_raw, tiny_stages
+
+    raw = make_raw(tmp_path / "raw")
+    monkeypatch.setattr(image, "shards_of_rank", lambda n, rank, world: list(range(0, n, 2)))
+    with pytest.raises(RuntimeError, match=r"object: shards \[1, 3\] of 4 were not written .*a rank failed"):
+        prepare(raw, tmp_path / "store", tiny_stages(topic=None, scene=None, interaction=None, hashtag=None),
+                progress=False)
+
+
+@pytest.mark.slow
+def test_ddp_cpu_extraction_equals_one_process(tmp_path):
+    """bamir-prepare with 2 gloo processes: each rank encodes its shards, rank 0 merges and
+    writes the non-image stages; the store equals a one-process run's."""
+    from bamir.features.image import _read_shard
+    from bamir.features.store import FeatureStore
+    from prep_fixtures import make_raw
+
+    raw = make_raw(tmp_path / "raw")
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    common = [f"raw_root={raw}", "progress=false", "features.topic=null", "features.hashtag=null",
+              "features.concept=null", "features.object.shard_size=3", "features.scene.shard_size=3",
+              "features.object.num_workers=0", "features.scene.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
+
+    def prepare(store, extraction):
+        cmd = [sys.executable, "-m", "bamir.cli.prepare", f"store_root={store}", f"features/extraction={extraction}",
+               *common]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        return FeatureStore(store), done.stdout + done.stderr
+
+    one, _ = prepare(tmp_path / "one", "local")
+    two, log = prepare(tmp_path / "two", "ddp_cpu")
+    assert "helper process done" in log
+    assert two.modalities == one.modalities == ["interaction", "object", "scene"]
+    for modality in one.modalities:
+        a, b = one.load_modality(modality), two.load_modality(modality)
+        assert torch.allclose(a.features, b.features, atol=1e-5), modality
+        assert torch.equal(a.present, b.present)
+        assert two.record(modality)["skipped"] == one.record(modality)["skipped"]
+    for modality in ("object", "scene"):  # 16 accounts in 6 shards of 3, dealt to ranks 0 and 1
+        shards = sorted((tmp_path / "two" / "work" / modality).glob("*/shards/*.safetensors"))
+        assert len(shards) == 6
+        assert [_read_shard(s)[2]["rank"] for s in shards] == [0, 1, 0, 1, 0, 1]

@@ -31,8 +31,12 @@ oneDNN convolutions are several times faster in it). Missing or undecodable imag
 counted (``skipped`` in the manifest), never fatal; an account with no usable image has
 ``present = False`` and a zero row.
 
-Long runs write one shard per ``shard_size`` accounts under the work folder and resume
-from the finished shards after a kill.
+The stages run as Lightning predict loops (:class:`ImageShards` picks a process's images,
+:class:`ImagePredictor` encodes them, :class:`ShardAccumulator` pools them): one shard per
+``shard_size`` accounts is written under the work folder as soon as it is complete, shards
+are spread over every device and node of the extraction Trainer
+(:mod:`bamir.features.extraction`), global rank zero merges them, and a rerun after a kill
+resumes from the finished shards.
 """
 
 from __future__ import annotations
@@ -41,10 +45,12 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
+from lightning.pytorch import LightningDataModule, LightningModule
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 from torch.utils.data import DataLoader, Dataset
@@ -54,6 +60,7 @@ from torchvision.transforms.v2 import functional as TF
 from bamir.data.schema import RawDataset
 from bamir.features.base import StageOutput
 from bamir.features.common import resolve_device, resolve_workers
+from bamir.features.extraction import extraction_trainer, shards_of_rank
 from bamir.utils import atomic_write_bytes, atomic_write_json, stable_hash
 
 log = logging.getLogger(__name__)
@@ -99,13 +106,14 @@ def decode_bytes(data: torch.Tensor) -> torch.Tensor:
 class ImageFiles(Dataset):
     """Image files read in worker processes.
 
-    ``decode=True``: items are ``(index, uint8 [3, size, size], status)``, decoded and
-    resized in the worker. ``decode=False``: items are ``(index, uint8 bytes, status)`` for
-    decoding on the model's device.
+    ``decode=True``: items are ``(key, uint8 [3, size, size], status)``, decoded and
+    resized in the worker. ``decode=False``: items are ``(key, uint8 bytes, status)`` for
+    decoding on the model's device. ``key`` is ``keys[i]`` (e.g. the account row) or ``i``.
     """
 
-    def __init__(self, paths: Sequence[Path], size: int, decode: bool):
+    def __init__(self, paths: Sequence[Path], size: int, decode: bool, keys: Sequence[int] | None = None):
         self.paths = list(paths)
+        self.keys = list(keys) if keys is not None else None
         self.size = size
         self.decode = decode
 
@@ -114,18 +122,19 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int):
         path = self.paths[index]
+        key = index if self.keys is None else self.keys[index]
         try:
             data = torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
         except OSError:
-            return index, self._blank(), MISSING
+            return key, self._blank(), MISSING
         if data.numel() == 0:
-            return index, self._blank(), CORRUPT
+            return key, self._blank(), CORRUPT
         if not self.decode:
-            return index, data, OK
+            return key, data, OK
         try:
-            return index, resize_crop(decode_bytes(data), self.size).contiguous(), OK
+            return key, resize_crop(decode_bytes(data), self.size).contiguous(), OK
         except Exception:
-            return index, self._blank(), CORRUPT
+            return key, self._blank(), CORRUPT
 
     def _blank(self) -> torch.Tensor:
         return torch.zeros((3, self.size, self.size), dtype=torch.uint8) if self.decode else torch.zeros(0, dtype=torch.uint8)
@@ -171,14 +180,11 @@ class ImageEncoder:
         self.image_size = int(image_size)
         self.batch_size = int(batch_size)
         self.num_workers = resolve_workers(num_workers)
-        self.device = resolve_device(device)
-        cuda = self.device.type == "cuda"
-        if decode == "auto":
-            decode = "device" if cuda else "worker"
-        if decode not in ("worker", "device"):
+        if decode not in ("auto", "worker", "device"):
             raise ValueError(f"decode must be 'auto', 'worker' or 'device', got {decode!r}")
-        self.decode = decode
-        self.amp_dtype = torch.bfloat16 if (amp is True or (amp == "auto" and cuda)) else None
+        self._decode, self._amp = decode, amp
+        self.device = resolve_device(device)
+        self._resolve_for_device()
         # channels-last pays on CPUs too (oneDNN): ResNet-18 @64 px ran 5.8x and ResNet-101 @224 px
         # 4.4x faster here than contiguous NCHW; "auto" is kept as a synonym of True
         self.channels_last = channels_last in (True, "auto")
@@ -201,6 +207,21 @@ class ImageEncoder:
         raise NotImplementedError
 
     # shared ------------------------------------------------------------------
+    def _resolve_for_device(self) -> None:
+        """Decoding place and autocast for ``self.device`` ("auto": on the GPU, bf16 there)."""
+        cuda = self.device.type == "cuda"
+        self.decode = ("device" if cuda else "worker") if self._decode == "auto" else self._decode
+        self.amp_dtype = torch.bfloat16 if (self._amp is True or (self._amp == "auto" and cuda)) else None
+
+    def to(self, device: torch.device | str) -> "ImageEncoder":
+        """Move the encoder (and its model, if built) to ``device``; "auto" settings follow it."""
+        self.device = torch.device(device)
+        self._resolve_for_device()
+        if self.model is not None:
+            self.model = self.model.to(self.device)
+        self.mean, self.std = self.mean.to(self.device), self.std.to(self.device)
+        return self
+
     def prepare_model(self) -> None:
         if self.model is not None:
             return
@@ -264,10 +285,11 @@ class ImageEncoder:
             out[rows] = resize_crop(torch.stack([decoded[i] for i in rows]), size)
         return out
 
-    def loader(self, paths: Sequence[Path]) -> DataLoader:
+    def loader(self, paths: Sequence[Path], keys: Sequence[int] | None = None) -> DataLoader:
+        """Batches ``(keys [B], images or bytes, status [B])`` of ``paths`` (see :class:`ImageFiles`)."""
         workers = self.num_workers
         return DataLoader(
-            ImageFiles(paths, self.image_size, decode=self.decode == "worker"),
+            ImageFiles(paths, self.image_size, decode=self.decode == "worker", keys=keys),
             batch_size=self.batch_size,
             shuffle=False,
             num_workers=workers,
@@ -285,15 +307,19 @@ class ImageEncoder:
         """
         self.prepare_model()
         for index, data, status in self.loader(paths):
-            if self.decode == "device":
-                images = self._decode_on_device(data, status)
-            else:
-                images = data
-            probs = self.run_model(images)
-            bad = (status != OK).to(probs.device)
-            if bad.any():
-                probs = probs.masked_fill(bad.unsqueeze(1), 0.0)
-            yield index, probs, status
+            yield index, self.encode_batch(data, status), status
+
+    def encode_batch(self, data: torch.Tensor | list[torch.Tensor], status: torch.Tensor) -> torch.Tensor:
+        """One loader batch -> distributions [B, C] on the device (zeros where status is not OK).
+
+        ``status`` is updated in place for images the device decoder finds corrupt.
+        """
+        images = self._decode_on_device(data, status) if self.decode == "device" else data
+        probs = self.run_model(images)
+        bad = (status != OK).to(probs.device)
+        if bad.any():
+            probs = probs.masked_fill(bad.unsqueeze(1), 0.0)
+        return probs
 
 
 class ObjectEncoder(ImageEncoder):
@@ -473,17 +499,150 @@ def _image_index(raw: RawDataset, accounts: Sequence[str]) -> tuple[list[int], l
     return frame["row"].tolist(), [raw.root / p for p in frame["image"]], int((image == "").sum())
 
 
+# --------------------------------------------------------------------------- predict loop over shards
+class ShardAccumulator:
+    """Pools the per-image distributions of some shards and writes each shard once complete.
+
+    Shard ``s`` holds account rows ``s * shard_size .. (s + 1) * shard_size - 1``; its file
+    ``<shards_dir>/<s>.safetensors`` has the pooled ``features`` [shard_size, C], ``present``
+    and its counts (images used, skipped by reason, accounts with a uniform vector) and the
+    rank that wrote it.
+    """
+
+    def __init__(self, shards_dir: Path, shard_size: int, remaining: dict[int, int], classes: int,
+                 pooling: str, threshold: float, device: torch.device, rank: int = 0, world_size: int = 1):
+        self.shards_dir, self.size, self.classes = Path(shards_dir), int(shard_size), int(classes)
+        self.pooling, self.threshold, self.device = pooling, float(threshold), device
+        self.written_by = {"rank": int(rank), "world_size": int(world_size)}
+        self.remaining = dict(remaining)
+        self.pools: dict[int, Pool] = {}
+        self.stats: dict[int, dict[Any, int]] = {}
+        for s, count in self.remaining.items():
+            if count == 0:  # no image in the whole shard: write it now
+                self._close(s)
+
+    def add(self, rows: torch.Tensor, probs: torch.Tensor, status: torch.Tensor) -> None:
+        """Pool one batch: account ``rows`` [B], distributions ``probs`` [B, C], ``status`` [B]."""
+        rows, status = rows.cpu(), status.cpu()
+        shard_of = rows // self.size
+        for s in shard_of.unique().tolist():
+            mask = shard_of == s
+            if s not in self.pools:
+                self.pools[s] = Pool(self.size, self.classes, self.pooling, self.threshold, self.device)
+                self.stats[s] = {"posts_with_image": 0, "images_ok": 0, MISSING: 0, CORRUPT: 0}
+            ok = mask & (status == OK)
+            if ok.any():
+                self.pools[s].add(rows[ok] - s * self.size, probs[ok.to(probs.device)])
+            st = self.stats[s]
+            st["posts_with_image"] += int(mask.sum())
+            st["images_ok"] += int(ok.sum())
+            for code in (MISSING, CORRUPT):
+                st[code] += int((mask & (status == code)).sum())
+            self.remaining[s] -= int(mask.sum())
+            if self.remaining[s] == 0:
+                self._close(s)
+
+    def _close(self, s: int) -> None:
+        pool = self.pools.pop(s, None) or Pool(self.size, self.classes, self.pooling, self.threshold, self.device)
+        st = self.stats.pop(s, None) or {"posts_with_image": 0, "images_ok": 0, MISSING: 0, CORRUPT: 0}
+        features, present = pool.result()
+        meta = {"counts": {"posts_with_image": st["posts_with_image"], "images_ok": st["images_ok"],
+                           "accounts_uniform": pool.below_threshold()},
+                "skipped": {STATUS_REASON[k]: st[k] for k in (MISSING, CORRUPT) if st[k]}, **self.written_by}
+        _write_shard(self.shards_dir / f"{s:05d}.safetensors", features, present, meta)
+
+
+class ImageShards(LightningDataModule):
+    """The images this process encodes: those of its unfinished shards.
+
+    In ``setup`` global rank zero compares the shard plan (accounts, shard size, image
+    list) with the one on disk and discards shards of another plan; after a barrier every
+    rank takes its shards (:func:`bamir.features.extraction.shards_of_rank`) that have no
+    file yet.
+    """
+
+    def __init__(self, encoder: ImageEncoder, rows: list[int], paths: list[Path], accounts: Sequence[str],
+                 shard_size: int, shards_dir: Path):
+        super().__init__()
+        self.encoder, self.rows, self.paths = encoder, rows, paths
+        self.shard_size, self.shards_dir = int(shard_size), Path(shards_dir)
+        self.n_shards = max(1, -(-len(accounts) // self.shard_size))
+        self.plan = {"accounts": stable_hash(list(accounts)), "shard_size": self.shard_size,
+                     "shards": self.n_shards, "images": stable_hash([str(p) for p in paths])}
+        self.todo: list[int] = []
+        self.resumed = 0
+
+    def shard_file(self, s: int) -> Path:
+        return self.shards_dir / f"{s:05d}.safetensors"
+
+    def setup(self, stage: str) -> None:
+        trainer = self.trainer
+        if trainer.is_global_zero:
+            _check_plan(self.shards_dir, self.plan)
+        trainer.strategy.barrier("image-shard-plan")
+        done = {s for s in range(self.n_shards) if self.shard_file(s).is_file()}
+        self.resumed = len(done)
+        mine = shards_of_rank(self.n_shards, trainer.global_rank, trainer.world_size)
+        self.todo = [s for s in mine if s not in done]
+        if done and trainer.is_global_zero:
+            log.info("%s: resuming, %d of %d shards already done", self.shards_dir.parent.name, len(done), self.n_shards)
+
+    def selected(self) -> tuple[list[int], list[Path]]:
+        """(account row, path) of the images in this process's unfinished shards."""
+        todo = set(self.todo)
+        keep = [i for i, r in enumerate(self.rows) if r // self.shard_size in todo]
+        return [self.rows[i] for i in keep], [self.paths[i] for i in keep]
+
+    def predict_dataloader(self) -> DataLoader:
+        rows, paths = self.selected()
+        return self.encoder.loader(paths, keys=rows)
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return batch  # the encoder moves pixels itself; JPEG bytes stay on the CPU for decode_jpeg(device=cuda)
+
+
+class ImagePredictor(LightningModule):
+    """Per-image class distributions (``predict_step``), pooled into shard files as they come."""
+
+    def __init__(self, encoder: ImageEncoder, pooling: str, threshold: float):
+        super().__init__()
+        self.encoder, self.pooling, self.threshold = encoder, pooling, float(threshold)
+        self.accumulator: ShardAccumulator | None = None
+
+    def setup(self, stage: str) -> None:
+        self.encoder.to(self.trainer.strategy.root_device)
+        self.encoder.prepare_model()
+        shards: ImageShards = self.trainer.datamodule
+        rows, _ = shards.selected()
+        remaining = {s: 0 for s in shards.todo}
+        for r in rows:
+            remaining[r // shards.shard_size] += 1
+        self.accumulator = ShardAccumulator(shards.shards_dir, shards.shard_size, remaining, self.encoder.num_classes,
+                                            self.pooling, self.threshold, self.encoder.device,
+                                            self.trainer.global_rank, self.trainer.world_size)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows, data, status = batch
+        return rows, self.encoder.encode_batch(data, status), status
+
+    def on_predict_batch_end(self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.accumulator.add(*outputs)
+
+
+# --------------------------------------------------------------------------- stage
 class ImageStage:
-    """Shared stage logic for :class:`ObjectStage` and :class:`SceneStage`: sharded, resumable.
+    """Shared stage logic for :class:`ObjectStage` and :class:`SceneStage`: sharded, resumable,
+    distributed over every device and node of the extraction Trainer (``bamir.features.extraction``).
 
     Keyword arguments other than ``pooling``, ``threshold``, ``shard_size`` and
     ``progress`` go to the encoder. Only settings that change the numbers (``_result_defaults``
     of the subclass, plus pooling and threshold) enter :meth:`config` and so the staleness
-    hash; batch size, workers, device, decoding place and autocast do not.
+    hash; batch size, workers, devices, decoding place and autocast do not.
     """
 
     modalities: tuple[str, ...] = ()
     fitted = False  # nothing fitted: the split does not change the result
+    distributed = True  # runs as a predict loop on every rank of the extraction Trainer
     encoder_cls: type[ImageEncoder] = ImageEncoder
     _result_defaults: dict[str, Any] = {}
 
@@ -532,29 +691,37 @@ class ImageStage:
         return f"{self.modalities[0]}: {what} with weights from {args['weights']}"
 
     # ------------------------------------------------------------------ run
-    def run(self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path) -> dict[str, StageOutput]:
+    def run(self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path,
+            trainer: Any = None) -> dict[str, StageOutput] | None:
+        """Encode every image on the ranks of ``trainer`` (default: one local device) and pool
+        per account; returns the modality on global rank zero and None on the other ranks."""
         name = self.modalities[0]
         start = time.perf_counter()
         rows, paths, no_image = _image_index(raw, accounts)
-        shards_dir = Path(workdir) / "shards"
-        n = len(accounts)
-        n_shards = max(1, -(-n // self.shard_size))
-        plan = {"accounts": stable_hash(list(accounts)), "shard_size": self.shard_size, "shards": n_shards,
-                "images": stable_hash([str(p) for p in paths])}
-        self._check_plan(shards_dir, plan)
-        done = {s for s in range(n_shards) if (shards_dir / f"{s:05d}.safetensors").is_file()}
-        todo = [s for s in range(n_shards) if s not in done]
-        if done:
-            log.info("%s: resuming, %d of %d shards already done", name, len(done), n_shards)
+        shards = ImageShards(self.encoder, rows, paths, accounts, self.shard_size, Path(workdir) / "shards")
         note = self.weights_note()
-        if todo:
-            if not self.encoder_args.get("weights"):
-                log.warning(note)
-            self._compute(self.encoder, rows, paths, todo, shards_dir)
+        if not self.encoder_args.get("weights"):
+            log.warning(note)
+        trainer = trainer if trainer is not None else extraction_trainer(progress=self.progress)
+        with warnings.catch_warnings():  # every shard finished already: an empty loader is expected
+            warnings.filterwarnings("ignore", message=".*length of `DataLoader`.*zero.*")
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            trainer.predict(ImagePredictor(self.encoder, self.pooling, self.threshold), datamodule=shards,
+                            return_predictions=False)
+        trainer.strategy.barrier(f"{name}-shards-written")
+        if not trainer.is_global_zero:
+            return None
+        missing = [s for s in range(shards.n_shards) if not shards.shard_file(s).is_file()]
+        if missing:
+            raise RuntimeError(f"{name}: shards {missing[:10]}{'...' if len(missing) > 10 else ''} of {shards.n_shards} "
+                               f"were not written under {shards.shards_dir} (a rank failed); rerun to compute them")
+        return {name: self._merge(shards, len(accounts), no_image, note, start)}
 
+    def _merge(self, shards: ImageShards, n: int, no_image: int, note: str, start: float) -> StageOutput:
+        name = self.modalities[0]
         features, present, counts, skipped = [], [], {"posts_with_image": 0, "images_ok": 0}, {}
-        for s in range(n_shards):
-            f, p, meta = _read_shard(shards_dir / f"{s:05d}.safetensors")
+        for s in range(shards.n_shards):
+            f, p, meta = _read_shard(shards.shard_file(s))
             features.append(f)
             present.append(p)
             for k, v in meta.get("counts", {}).items():
@@ -564,7 +731,7 @@ class ImageStage:
         features_t = torch.cat(features)[:n]
         present_t = torch.cat(present)[:n]
         counts.update(accounts=n, accounts_present=int(present_t.sum()), posts_without_image=no_image,
-                      shards=n_shards, shards_resumed=len(done))
+                      shards=shards.n_shards, shards_resumed=shards.resumed)
         uniform = counts.get("accounts_uniform", 0)
         if uniform:
             text = (f"{uniform} of {counts['accounts_present']} accounts had no class above the threshold "
@@ -573,88 +740,23 @@ class ImageStage:
             note = f"{note}; {text}"
         log.info("%s: %d accounts, %d/%d images used, skipped %s (%.1fs)", name, n, counts["images_ok"],
                  counts["posts_with_image"], skipped or "nothing", time.perf_counter() - start)
-        return {name: StageOutput(features_t, present_t, counts=counts, skipped=skipped, note=note)}
+        return StageOutput(features_t, present_t, counts=counts, skipped=skipped, note=note)
 
-    def _check_plan(self, shards_dir: Path, plan: dict[str, Any]) -> None:
-        plan_file = shards_dir / "plan.json"
-        if plan_file.is_file():
-            try:
-                same = json.loads(plan_file.read_text()) == plan
-            except json.JSONDecodeError:
-                same = False
-            if same:
-                return
-            log.info("%s: shard plan changed, discarding old shards", shards_dir)
-            shutil.rmtree(shards_dir)
-        shards_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(plan_file, plan)
 
-    def _compute(self, encoder: ImageEncoder, rows: list[int], paths: list[Path], todo: list[int], shards_dir: Path) -> None:
-        """Encode the images of the ``todo`` shards, writing each shard as soon as its last image is in."""
-        size = self.shard_size
-        todo_set = set(todo)
-        sel = [i for i, r in enumerate(rows) if r // size in todo_set]
-        sel_rows = torch.tensor([rows[i] for i in sel], dtype=torch.long)
-        sel_paths = [paths[i] for i in sel]
-        remaining = {s: 0 for s in todo}
-        for r in sel_rows.tolist():
-            remaining[r // size] += 1
-        classes = encoder.num_classes
-        pools: dict[int, Pool] = {}
-        stats: dict[int, dict[Any, int]] = {}
-
-        def open_shard(s: int) -> None:
-            pools[s] = Pool(size, classes, self.pooling, self.threshold, encoder.device)
-            stats[s] = {"posts_with_image": 0, "images_ok": 0, MISSING: 0, CORRUPT: 0}
-
-        def close_shard(s: int) -> None:
-            if s not in pools:
-                open_shard(s)
-            pool = pools.pop(s)
-            feats, present = pool.result()
-            st = stats.pop(s)
-            meta = {"counts": {"posts_with_image": st["posts_with_image"], "images_ok": st["images_ok"],
-                               "accounts_uniform": pool.below_threshold()},
-                    "skipped": {STATUS_REASON[k]: st[k] for k in (MISSING, CORRUPT) if st[k]}}
-            _write_shard(shards_dir / f"{s:05d}.safetensors", feats, present, meta)
-
-        for s in todo:
-            if remaining[s] == 0:
-                close_shard(s)
-        if not sel:
-            return
-        bar = _progress(total=len(sel), desc=self.modalities[0], unit="img", enable=self.progress)
+def _check_plan(shards_dir: Path, plan: dict[str, Any]) -> None:
+    """Keep the shards under ``shards_dir`` only if they were computed for ``plan``."""
+    plan_file = shards_dir / "plan.json"
+    if plan_file.is_file():
         try:
-            for index, probs, status in encoder.encode_files(sel_paths):
-                batch_rows = sel_rows[index]
-                shard_of = batch_rows // size
-                for s in shard_of.unique().tolist():
-                    mask = shard_of == s
-                    if s not in pools:
-                        open_shard(s)
-                    ok = mask & (status == OK)
-                    if ok.any():
-                        pools[s].add(batch_rows[ok] - s * size, probs[ok.to(probs.device)])
-                    st = stats[s]
-                    st["posts_with_image"] += int(mask.sum())
-                    st["images_ok"] += int(ok.sum())
-                    for code in (MISSING, CORRUPT):
-                        hit = mask & (status == code)
-                        st[code] += int(hit.sum())
-                        for i in hit.nonzero().flatten().tolist():
-                            log.debug("%s: skipped %s (%s)", self.modalities[0], sel_paths[int(index[i])], STATUS_REASON[code])
-                    remaining[s] -= int(mask.sum())
-                    if remaining[s] == 0:
-                        close_shard(s)
-                bar.update(len(index))
-        finally:
-            bar.close()
-
-
-def _progress(total: int, desc: str, unit: str, enable: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, disable=not enable, leave=False)
+            same = json.loads(plan_file.read_text()) == plan
+        except json.JSONDecodeError:
+            same = False
+        if same:
+            return
+        log.info("%s: shard plan changed, discarding old shards", shards_dir)
+        shutil.rmtree(shards_dir)
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(plan_file, plan)
 
 
 def _write_shard(path: Path, features: torch.Tensor, present: torch.Tensor, meta: dict[str, Any]) -> None:
@@ -674,8 +776,9 @@ class ObjectStage(ImageStage):
 
     Args: ``model`` (timm name, default ``resnet101``), ``weights`` (local checkpoint file
     or null), ``image_size``, ``pooling`` (published | mean | max), ``threshold``,
-    ``batch_size``, ``num_workers``, ``device``, ``decode`` (auto | worker | device),
-    ``amp``, ``channels_last``, ``compile``, ``shard_size``, ``seed``.
+    ``batch_size``, ``num_workers``, ``decode`` (auto | worker | device), ``amp``,
+    ``channels_last``, ``compile``, ``shard_size``, ``seed``. The devices are the
+    extraction Trainer's (``features.extraction``).
     """
 
     modalities = ("object",)

@@ -20,6 +20,12 @@ that stage are removed.
 
 Per stage the manifest also gets ``counts["peak_rss_mib"]``: the peak resident memory of
 the preparing process during that stage (Linux; DataLoader worker processes not included).
+
+Stages marked ``distributed`` (the image stages) run first, as Lightning predict loops on
+every device and node of the ``extraction`` entry of ``stages_cfg`` (one local device by
+default; see :mod:`bamir.features.extraction`). A process launched to help
+(:func:`~bamir.features.extraction.launch_rank` > 0) takes part only in those stages, never
+writes the store, and returns once rank zero has written it.
 """
 
 from __future__ import annotations
@@ -34,12 +40,14 @@ import torch
 
 from bamir.data.schema import AFFINITY_FILE, DATASET_FILE, RawDataset, read_planted_affinity
 from bamir.features.common import train_accounts
+from bamir.features.extraction import extraction_trainer, launch_rank
 from bamir.features.store import FeatureStore
 from bamir.utils import file_hash, stable_hash
 
 log = logging.getLogger("bamir.prepare")
 
 WORK_DIR = "work"
+EXTRACTION = "extraction"  # the entry of stages_cfg that says where distributed stages run
 
 
 def load_stages(stages_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,7 +57,7 @@ def load_stages(stages_cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     stages: dict[str, Any] = {}
     for name, cfg in stages_cfg.items():
-        if cfg is None:
+        if cfg is None or name == EXTRACTION:
             continue
         if hasattr(cfg, "run") and hasattr(cfg, "config"):
             stages[str(name)] = cfg
@@ -87,22 +95,34 @@ def prepare(
     raw_root, store_root = Path(raw_root), Path(store_root)
     start = time.perf_counter()
     raw = RawDataset.load(raw_root)
-    dataset = {**{k: v for k, v in raw.info.items() if not isinstance(v, (dict, list))}, "raw_root": str(raw_root), "split": split}
-    store = FeatureStore.create(store_root, raw.accounts, raw.pairs, raw.splits, dataset=dataset)
-    accounts = store.account_ids
-    _keep_planted_affinity(raw_root, store)
+    helper = launch_rank() != 0
+    if helper:  # never writes: reads the manifest rank zero decides from
+        store = FeatureStore(store_root) if (store_root / "manifest.json").is_file() else None
+        accounts = raw.accounts["account_id"].astype(str).tolist()
+    else:
+        dataset = {**{k: v for k, v in raw.info.items() if not isinstance(v, (dict, list))},
+                   "raw_root": str(raw_root), "split": split}
+        store = FeatureStore.create(store_root, raw.accounts, raw.pairs, raw.splits, dataset=dataset)
+        accounts = store.account_ids
+        _keep_planted_affinity(raw_root, store)
     train = train_accounts(raw, split)
     train_hash = stable_hash(sorted(train))
     stages = load_stages(stages_cfg)
-    log.info("prepare: %d accounts (%d training accounts of split %r), %d stages, store %s",
-             len(accounts), len(train), split, len(stages), store_root)
+    stages = dict(sorted(stages.items(), key=lambda item: not getattr(item[1], "distributed", False)))
+    extraction = _extraction_cfg(stages_cfg)
+    trainer = None
+    log.info("prepare: %d accounts (%d training accounts of split %r), %d stages, store %s%s",
+             len(accounts), len(train), split, len(stages), store_root, " (helper process)" if helper else "")
     report = report if report is not None else {}
     for position, (name, stage) in enumerate(stages.items(), 1):
+        distributed = getattr(stage, "distributed", False)
+        if helper and not distributed:
+            continue
         config = stage.config()
         inputs = stage_inputs_hash(stage, raw, train_hash)
         modalities = tuple(stage.modalities)
         tag = f"[{position}/{len(stages)}] {name}"
-        if all(store.is_fresh(m, config, inputs) for m in modalities):
+        if store is not None and all(store.is_fresh(m, config, inputs) for m in modalities):
             log.info("%s: up to date (%s)", tag, ", ".join(modalities))
             report[name] = {"status": "fresh", "seconds": 0.0, "modalities": list(modalities)}
             continue
@@ -115,9 +135,16 @@ def prepare(
         log.info("%s: computing %s", tag, ", ".join(modalities))
         _reset_peak_rss()
         t0 = time.perf_counter()
-        outputs = stage.run(raw, accounts, train, workdir)
+        if distributed:
+            trainer = trainer or extraction_trainer(extraction, progress=progress)
+            outputs = stage.run(raw, accounts, train, workdir, trainer=trainer)
+        else:
+            outputs = stage.run(raw, accounts, train, workdir)
         seconds = time.perf_counter() - t0
         peak = _peak_rss_mib()
+        if outputs is None:  # a helper rank of a distributed stage: rank zero writes
+            report[name] = {"status": "helped", "seconds": seconds, "modalities": list(modalities)}
+            continue
         missing = [m for m in modalities if m not in outputs]
         if missing:
             raise RuntimeError(f"stage {name!r} did not return modalities {missing}")
@@ -144,8 +171,23 @@ def prepare(
                 shutil.rmtree(old, ignore_errors=True)
         log.info("%s: done in %.1fs%s", tag, seconds, f", peak RSS {peak} MiB" if peak is not None else "")
         report[name] = {"status": "computed", "seconds": seconds, "modalities": list(modalities)}
+    if trainer is not None:  # helpers wait here until rank zero has written every stage
+        trainer.strategy.barrier("prepare-finished")
+    if helper:
+        log.info("prepare: helper process done in %.1fs", time.perf_counter() - start)
+        return FeatureStore(store_root)
     log.info("prepare: finished in %.1fs; store %s", time.perf_counter() - start, store)
     return store
+
+
+def _extraction_cfg(stages_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Trainer arguments of ``stages_cfg["extraction"]`` as plain data (None: one local device)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    cfg = stages_cfg.get(EXTRACTION) if hasattr(stages_cfg, "get") else None
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    return dict(cfg) if cfg else None
 
 
 def ensure_features(
