@@ -72,3 +72,12 @@ def test_launchers_compose(launcher, tmp_path):
         assert cfg.hydra.launcher.tasks_per_node == cfg.trainer.devices == 2
     else:
         assert launcher_cfg["_target_"].endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
+
+
+def test_prepare_launcher_follows_the_extraction_devices(tmp_path):
+    """hydra/launcher=slurm_prepare: one SLURM task per extraction device, on every node."""
+    cfg = compose_config("prepare", tmp_path, ["hydra/launcher=slurm_prepare", "features/extraction=ddp",
+                                               "features.extraction.devices=8", "features.extraction.num_nodes=2"], fast=False)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert (cfg.hydra.launcher.nodes, cfg.hydra.launcher.tasks_per_node, cfg.hydra.launcher.gpus_per_node) == (2, 8, 8)
+    assert cfg.features.extraction.strategy == "ddp"

@@ -79,6 +79,19 @@ def test_a_shard_of_a_failed_rank_is_named(tmp_path, monkeypatch):
                 progress=False)
 
 
+def test_training_app_refuses_to_launch_extraction_processes(tmp_path):
+    """bamir-train prepares in its own process: a multi-process extraction config is refused with
+    the bamir-prepare command to run instead (Lightning would start the training app again)."""
+    from bamir.features.pipeline import ensure_features
+    from prep_fixtures import make_raw, tiny_stages
+
+    raw = make_raw(tmp_path / "raw")
+    stages = {**tiny_stages(topic=None, scene=None, hashtag=None),
+              "extraction": {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}}
+    with pytest.raises(RuntimeError, match=r"asks for 2 processes.*run `bamir-prepare raw_root="):
+        ensure_features(raw, tmp_path / "store", stages)
+
+
 @pytest.mark.slow
 def test_ddp_cpu_extraction_equals_one_process(tmp_path):
     """bamir-prepare with 2 gloo processes: each rank encodes its shards, rank 0 merges and

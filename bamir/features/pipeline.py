@@ -86,11 +86,14 @@ def prepare(
     *,
     progress: bool = True,
     report: dict[str, Any] | None = None,
+    multiprocess: bool = True,
 ) -> FeatureStore:
     """Create or update the feature store at ``store_root`` from the raw dataset at ``raw_root``.
 
     Returns the store. When ``report`` is a dict it is filled with, per stage,
-    ``{"status": "fresh" | "computed", "seconds": float, "modalities": [...]}``.
+    ``{"status": "fresh" | "computed" | "helped", "seconds": float, "modalities": [...]}``.
+    ``multiprocess=False`` refuses an extraction config of several processes (for callers
+    whose process must not be launched again, such as the training app).
     """
     raw_root, store_root = Path(raw_root), Path(store_root)
     start = time.perf_counter()
@@ -136,7 +139,13 @@ def prepare(
         _reset_peak_rss()
         t0 = time.perf_counter()
         if distributed:
-            trainer = trainer or extraction_trainer(extraction, progress=progress)
+            if trainer is None:
+                trainer = extraction_trainer(extraction, progress=progress)
+                if trainer.world_size > 1 and not multiprocess:
+                    raise RuntimeError(
+                        f"{name}: features.extraction asks for {trainer.world_size} processes, but this app prepares "
+                        f"features in its own process; run `bamir-prepare raw_root={raw_root} store_root={store_root} "
+                        f"features/extraction=...` first (the store is then fresh here)")
             outputs = stage.run(raw, accounts, train, workdir, trainer=trainer)
         else:
             outputs = stage.run(raw, accounts, train, workdir)
@@ -218,7 +227,7 @@ def ensure_features(
     if not (Path(raw_root) / DATASET_FILE).is_file():
         raise FileNotFoundError(f"{raw_root}: no raw dataset ({DATASET_FILE} missing)"
                                 + (" after running its generator" if generate is not None else ""))
-    return prepare(raw_root, store_root, stages_cfg, split, progress=progress)
+    return prepare(raw_root, store_root, stages_cfg, split, progress=progress, multiprocess=False)
 
 
 def _keep_planted_affinity(raw_root: Path, store: FeatureStore) -> None:
