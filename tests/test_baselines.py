@@ -19,7 +19,7 @@ from bamir.samplers import TrainingData
 from bamir.train import train
 from tests.conftest import compose_config
 
-MODELS = ["random", "popularity", "sbr", "cosine_topic", "mir", "oracle", "bamir_all_small"]
+MODELS = ["random", "popularity", "sbr", "cosine_topic", "mir", "oracle", "feature_ceiling", "bamir_all_small"]
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,30 @@ def test_the_oracle_scores_the_planted_affinity(planted_store):
     assert torch.equal(oracle.score_matrix(brands, influencers), expected)
     with pytest.raises(ValueError, match="not in the planted affinity"):
         oracle.score_matrix(influencers[:1], influencers)  # an influencer is no brand row
+
+
+def test_the_feature_ceiling_is_a_cross_fitted_ridge_read_out(planted_store):
+    from sklearn.linear_model import Ridge
+
+    from bamir.models.feature_ceiling import FeatureCeilingRanker
+
+    used = planted_store.modalities[:2]
+    features = {m: planted_store.load_modality(m).features for m in used}
+    model = FeatureCeilingRanker({m: f.shape[1] for m, f in features.items()}, alpha=10.0, folds=2)
+    model.attach_features(features)
+    model.prepare(planted_store)
+    extras = planted_store.load_tensors("planted_affinity")
+    affinity, columns = extras["affinity"].double().numpy(), extras["influencer_rows"]
+    x = torch.cat([features[m][columns] for m in sorted(used)], dim=1).double().numpy()
+    picked = torch.arange(10, 30)
+    scores = model.score_matrix(extras["brand_rows"][[0, 4]], columns[picked])
+    for fold in picked.chunk(2):  # each half is scored by a read-out fitted without it
+        fit = torch.ones(len(columns), dtype=torch.bool)
+        fit[fold] = False
+        for k, b in enumerate([0, 4]):
+            ridge = Ridge(alpha=10.0, fit_intercept=False).fit(x[fit.numpy()], affinity[b, fit.numpy()])
+            got = scores[k, (fold - 10)].numpy()
+            assert got == pytest.approx(ridge.predict(x[fold.numpy()]), rel=1e-4, abs=1e-5)
 
 
 def test_the_oracle_fails_clearly_without_a_planted_affinity(planted_store, tmp_path):
