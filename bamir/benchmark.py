@@ -42,9 +42,10 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
+
+from bamir.metrics import per_query_metrics
 
 log = logging.getLogger(__name__)
 
@@ -179,57 +180,14 @@ def _global_ranks(scores: Tensor) -> Tensor:
 def brand_statistics(scores: Tensor, labels: Tensor, hard_negatives: Tensor | None = None,
                      ks: Sequence[int] = (10, 50), ndcg_ks: Sequence[int] = (10,), curve_k: int = 100
                      ) -> dict[str, Tensor]:
-    """Per-brand quantities of a ``[B, C]`` score matrix, with the tie rules of :mod:`bamir.metrics`.
-
-    Returns ``[B]`` float64 tensors ``n_pos``, ``n_neg``, ``wins`` (AUC numerator), ``auc``,
-    ``cauc`` (NaN without hard negatives), ``recall@k``, ``rr`` (1 / first-positive rank),
-    ``first`` (that rank, +inf without positives), ``ap``, ``ndcg@k``; ``recall_curve [B, K]``
-    (recall at k = 1..K); and ``cross_wins [B, B]`` (``W[b, b']``: wins of b's positives over b''s
-    negatives, for the global ROC-AUC).
-    """
+    """Per-brand quantities of a ``[B, C]`` score matrix for the bootstrap: the per-query metrics
+    of :func:`bamir.metrics.per_query_metrics` (its tie rules), including ``recall_curve [B, K]``,
+    and ``cross_wins [B, B]`` (``W[b, b']``: wins of b's positives over b''s negatives, for the
+    global ROC-AUC). Scores are replaced by their dense ranks first (finite, same order)."""
     s = _global_ranks(scores)
-    y = labels.bool()
-    n_brands, n_cand = s.shape
-    s_sorted, order = torch.sort(s, dim=1)
-    less = torch.searchsorted(s_sorted, s_sorted, side="left")
-    leq = torch.searchsorted(s_sorted, s_sorted, side="right")
-    pos = y.gather(1, order).double()
-    neg = 1 - pos
-
-    def below(marks: Tensor) -> tuple[Tensor, Tensor]:
-        cum = F.pad(marks.cumsum(1), (1, 0))
-        return cum.gather(1, less), cum.gather(1, leq)
-
-    n_pos = pos.sum(1)
-    n_neg = n_cand - n_pos
-    neg_lt, neg_le = below(neg)
-    wins = (pos * (neg_lt + 0.5 * (neg_le - neg_lt))).sum(1)
-    out = {"n_pos": n_pos, "n_neg": n_neg, "wins": wins, "auc": wins / (n_pos * n_neg)}
-    if hard_negatives is not None:
-        hard = (hard_negatives.bool() & ~y).gather(1, order).double()
-        hard_lt, hard_le = below(hard)
-        n_hard = hard.sum(1)
-        out["cauc"] = torch.where((n_pos > 0) & (n_hard > 0),
-                                  (pos * (hard_lt + 0.5 * (hard_le - hard_lt))).sum(1) / (n_pos * n_hard), torch.nan)
-    else:
-        out["cauc"] = torch.full((n_brands,), torch.nan, dtype=torch.float64)
-    rank = torch.where(pos.bool(), (n_cand - less).double(), torch.inf)
-    first = rank.min(1).values if n_cand else torch.full((n_brands,), torch.inf, dtype=torch.float64)
-    out["first"] = first
-    out["rr"] = 1 / first
-    for k in ks:
-        out[f"recall@{k}"] = (rank <= k).double().sum(1) / n_pos
-    pos_lt, _ = below(pos)
-    out["ap"] = torch.where(pos.bool(), (n_pos[:, None] - pos_lt) / rank, 0).sum(1) / n_pos
-    ideal = F.pad((1 / torch.log2(torch.arange(2, n_cand + 2, dtype=torch.float64))).cumsum(0), (1, 0))
-    for k in ndcg_ks:
-        dcg = torch.where(rank <= k, 1 / torch.log2(rank + 1), 0).sum(1)
-        out[f"ndcg@{k}"] = dcg / ideal[torch.clamp(n_pos, max=k).long()]
-    curve_k = max(1, min(curve_k, n_cand))
-    hits = torch.zeros(n_brands, curve_k + 2, dtype=torch.float64)
-    hits.scatter_add_(1, torch.clamp(rank, max=curve_k + 1).nan_to_num(curve_k + 1).long(), torch.ones_like(rank))
-    out["recall_curve"] = hits[:, 1:curve_k + 1].cumsum(1) / n_pos[:, None]
-    out["cross_wins"] = cross_wins(s, y)
+    out = per_query_metrics(s, labels.bool(), None if hard_negatives is None else hard_negatives.bool(),
+                            ks=ks, ndcg_ks=ndcg_ks, curve_k=curve_k)
+    out["cross_wins"] = cross_wins(s, labels.bool())
     return out
 
 

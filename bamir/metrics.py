@@ -56,7 +56,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
-__all__ = ["RankingMetrics", "ranking_metrics"]
+__all__ = ["RankingMetrics", "per_query_metrics", "ranking_metrics"]
 
 
 def _work_dtype(device: torch.device) -> torch.dtype:
@@ -101,6 +101,68 @@ def _check_inputs(scores: Tensor, labels: Tensor, hard_negatives: Tensor | None)
             raise ValueError(f"{name} must be a bool tensor, got {mask.dtype}")
 
 
+def per_query_metrics(
+    scores: Tensor,
+    labels: Tensor,
+    hard_negatives: Tensor | None = None,
+    ks: Sequence[int] = (10, 50),
+    ndcg_ks: Sequence[int] = (10,),
+    curve_k: int = 0,
+) -> dict[str, Tensor]:
+    """Each brand's own metrics (the rows :func:`ranking_metrics` averages), ``[B]`` tensors.
+
+    Keys: ``n_pos``, ``n_neg``, ``wins`` (the AUC numerator), ``auc``, ``cauc`` (NaN where the
+    brand has no positive or no hard negative, or without ``hard_negatives``), ``recall@k``,
+    ``first`` (the pessimistic rank of the first positive, +inf without one), ``rr``
+    (``1 / first``), ``ap``, ``ndcg@k``; with ``curve_k > 0`` also ``recall_curve [B, K]``
+    (recall at k = 1..K, K = min(curve_k, C)). Rows without a positive hold NaN or 0 where a
+    mean over positives is undefined; the float dtype is float64 (float32 on MPS).
+    """
+    _check_inputs(scores, labels, hard_negatives)
+    for k in (*ks, *ndcg_ks):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"cut-offs must be positive integers, got {k!r}")
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN")
+    device = scores.device
+    dtype = _work_dtype(device)
+    n_brands, n_cand = scores.shape
+    marks = (labels.to(dtype),) if hard_negatives is None else (labels.to(dtype), (hard_negatives & ~labels).to(dtype))
+    less, leq, sorted_marks = _sorted_with_ties(scores.to(dtype), *marks)
+    pos = sorted_marks[0]
+    n_pos = pos.sum(dim=1)
+    n_neg = n_cand - n_pos
+    wins = _auc_wins(pos, 1 - pos, less, leq)
+    out: dict[str, Tensor] = {"n_pos": n_pos, "n_neg": n_neg, "wins": wins, "auc": wins / (n_pos * n_neg)}
+    if hard_negatives is not None:
+        hard = sorted_marks[1]
+        n_hard = hard.sum(dim=1)
+        out["cauc"] = torch.where((n_pos > 0) & (n_hard > 0), _auc_wins(pos, hard, less, leq) / (n_pos * n_hard), torch.nan)
+    else:
+        out["cauc"] = torch.full((n_brands,), torch.nan, dtype=dtype, device=device)
+
+    # Pessimistic 1-based rank; +inf for negatives so they never count as hits.
+    rank = torch.where(pos.bool(), (n_cand - less).to(dtype), torch.inf)
+    first = rank.min(dim=1).values if n_cand else torch.full((n_brands,), torch.inf, dtype=dtype, device=device)
+    for k in ks:
+        out[f"recall@{k}"] = (rank <= k).to(dtype).sum(dim=1) / n_pos
+    out["first"], out["rr"] = first, 1 / first
+    pos_lt, _ = _counts_below(pos, less, leq)
+    out["ap"] = torch.where(pos.bool(), (n_pos.unsqueeze(1) - pos_lt) / rank, 0).sum(dim=1) / n_pos
+    ideal_cum = torch.nn.functional.pad(
+        (1 / torch.log2(torch.arange(2, n_cand + 2, dtype=dtype, device=device))).cumsum(0), (1, 0)
+    )
+    for k in ndcg_ks:
+        dcg = torch.where(rank <= k, 1 / torch.log2(rank + 1), 0).sum(dim=1)
+        out[f"ndcg@{k}"] = dcg / ideal_cum[torch.clamp(n_pos, max=k).long()]
+    if curve_k > 0:
+        curve_k = max(1, min(curve_k, n_cand))
+        hits = torch.zeros(n_brands, curve_k + 2, dtype=dtype, device=device)
+        hits.scatter_add_(1, torch.clamp(rank, max=curve_k + 1).long(), torch.ones_like(rank))
+        out["recall_curve"] = hits[:, 1:curve_k + 1].cumsum(1) / n_pos[:, None]
+    return out
+
+
 def ranking_metrics(
     scores: Tensor,
     labels: Tensor,
@@ -117,79 +179,38 @@ def ranking_metrics(
         ks: cut-offs for ``recall@k``.
         ndcg_ks: cut-offs for ``ndcg@k``.
     """
-    _check_inputs(scores, labels, hard_negatives)
-    for k in (*ks, *ndcg_ks):
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"cut-offs must be positive integers, got {k!r}")
-    if torch.isnan(scores).any():
-        raise ValueError("scores contain NaN")
-
-    device = scores.device
-    dtype = _work_dtype(device)
-    n_cand = scores.shape[1]
-    s = scores.to(dtype)
-    y = labels.to(dtype)
+    q = per_query_metrics(scores, labels, hard_negatives, ks=ks, ndcg_ks=ndcg_ks)  # checks the inputs
+    dtype = _work_dtype(scores.device)
+    s, y = scores.to(dtype), labels.to(dtype)
 
     # AUC over the flattened matrix (sklearn's roc_auc_score on ravel()).
     less, leq, (pos_g,) = _sorted_with_ties(s.reshape(1, -1), y.reshape(1, -1))
     n_pos_g = pos_g.sum()
     auc_global = _auc_wins(pos_g, 1 - pos_g, less, leq)[0] / (n_pos_g * (pos_g.numel() - n_pos_g))
 
-    # Per-brand quantities, all rows sorted at once.
-    marks = (y,) if hard_negatives is None else (y, (hard_negatives & ~labels).to(dtype))
-    less, leq, sorted_marks = _sorted_with_ties(s, *marks)
-    pos = sorted_marks[0]
-    neg = 1 - pos
-    n_pos = pos.sum(dim=1)
-    n_neg = n_cand - n_pos
-    has_pos = n_pos > 0
-
-    wins = _auc_wins(pos, neg, less, leq)
-    has_both = has_pos & (n_neg > 0)
+    has_pos = q["n_pos"] > 0
+    has_both = has_pos & (q["n_neg"] > 0)
     out: dict[str, Tensor] = {
         "auc_global": auc_global,
-        "auc_brand": _masked_mean(wins / (n_pos * n_neg), has_both),
-        "auc_pairs": torch.where(has_both, wins, 0).sum() / torch.where(has_both, n_pos * n_neg, 0).sum(),
+        "auc_brand": _masked_mean(q["auc"], has_both),
+        "auc_pairs": torch.where(has_both, q["wins"], 0).sum() / torch.where(has_both, q["n_pos"] * q["n_neg"], 0).sum(),
     }
     if hard_negatives is not None:
-        hard = sorted_marks[1]
-        n_hard = hard.sum(dim=1)
-        has_hard = has_pos & (n_hard > 0)
-        out["cauc"] = _masked_mean(_auc_wins(pos, hard, less, leq) / (n_pos * n_hard), has_hard)
-
-    # Pessimistic 1-based rank; +inf for negatives so they never count as hits.
-    rank = torch.where(pos.bool(), (n_cand - less).to(dtype), torch.inf)
-    first = rank.min(dim=1).values
-
-    cut = torch.tensor(list(ks), dtype=dtype, device=device)
-    recall = ((rank.unsqueeze(-1) <= cut).to(dtype).sum(dim=1)) / n_pos.unsqueeze(-1)
-    recall = _masked_mean(recall, has_pos.unsqueeze(-1))
-    out.update({f"recall@{k}": recall[j] for j, k in enumerate(ks)})
-
-    out["mrr"] = _masked_mean(1 / first, has_pos)
-    pos_lt, _ = _counts_below(pos, less, leq)
-    precision_at_pos = torch.where(pos.bool(), (n_pos.unsqueeze(1) - pos_lt) / rank, 0)
-    out["map"] = _masked_mean(precision_at_pos.sum(dim=1) / n_pos, has_pos)
+        out["cauc"] = _masked_mean(q["cauc"], ~torch.isnan(q["cauc"]))
+    out.update({f"recall@{k}": _masked_mean(q[f"recall@{k}"], has_pos) for k in ks})
+    out["mrr"] = _masked_mean(q["rr"], has_pos)
+    out["map"] = _masked_mean(q["ap"], has_pos)
 
     # Median without a host sync: invalid rows sort last as +inf.
     n_valid = has_pos.sum()
-    first_sorted = torch.sort(torch.where(has_pos, first, torch.inf)).values
+    first_sorted = torch.sort(torch.where(has_pos, q["first"], torch.inf)).values
     if first_sorted.numel():
         medr = first_sorted[torch.stack(((n_valid - 1).clamp(min=0) // 2, n_valid // 2))].mean()
         medr = torch.where(n_valid > 0, medr, torch.nan)
     else:
-        medr = torch.full((), torch.nan, dtype=dtype, device=device)
+        medr = torch.full((), torch.nan, dtype=dtype, device=scores.device)
     out["medr"] = medr
-
-    cut = torch.tensor(list(ndcg_ks), dtype=dtype, device=device)
-    discount = 1 / torch.log2(rank.unsqueeze(-1) + 1)  # 0 for negatives (rank inf)
-    dcg = torch.where(rank.unsqueeze(-1) <= cut, discount, 0).sum(dim=1)
-    ideal_cum = torch.nn.functional.pad(
-        (1 / torch.log2(torch.arange(2, n_cand + 2, dtype=dtype, device=device))).cumsum(0), (1, 0)
-    )
-    idcg = ideal_cum[torch.minimum(n_pos.unsqueeze(-1), cut).long()]
-    ndcg = _masked_mean(dcg / idcg, has_pos.unsqueeze(-1))
-    out.update({f"ndcg@{k}": ndcg[j] for j, k in enumerate(ndcg_ks)})
+    out.update({f"ndcg@{k}": _masked_mean(q[f"ndcg@{k}"], has_pos) for k in ndcg_ks})
 
     out["n_queries"] = n_valid.to(dtype)
     out["n_queries_without_positives"] = (~has_pos).sum().to(dtype)

@@ -20,7 +20,7 @@ from hypothesis.extra.numpy import arrays
 from sklearn.metrics import average_precision_score, ndcg_score, roc_auc_score
 from torchmetrics.retrieval import RetrievalMAP, RetrievalMRR, RetrievalNormalizedDCG, RetrievalRecall
 
-from bamir.metrics import RankingMetrics, ranking_metrics
+from bamir.metrics import RankingMetrics, per_query_metrics, ranking_metrics
 
 ATOL = 1e-5
 
@@ -86,6 +86,18 @@ def test_auc_and_ap_match_sklearn(seed, ties):
     for key in ("auc_pairs", "cauc", "mrr", "medr", "recall@10", "recall@50"):
         _close(out[key], ref[key])
     assert out["n_queries"] == len(s) and out["n_queries_without_positives"] == 0
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_per_query_rows_match_sklearn_brand_by_brand(seed):
+    scores, labels, hard = _random_case(seed, ties=True)
+    rows = per_query_metrics(scores, labels, hard, curve_k=10)
+    s, y = scores.numpy(), labels.numpy()
+    for b in range(len(s)):
+        _close(rows["auc"][b], roc_auc_score(y[b], s[b]))
+        _close(rows["ap"][b], average_precision_score(y[b], s[b]))
+    assert torch.equal(rows["recall_curve"][:, 9], rows["recall@10"])  # the curve at k = 10 is recall@10
+    assert torch.equal(rows["rr"], 1 / rows["first"])
 
 
 @pytest.mark.parametrize("seed", range(3))
