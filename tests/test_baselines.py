@@ -163,6 +163,27 @@ def test_mir_scores_are_the_mean_of_the_fused_embedding_product():
     assert terms["loss"].item() == pytest.approx((terms["listwise"] + l1).item(), rel=1e-5)
 
 
+def test_mir_standardisation_is_fitted_once_and_checkpointed():
+    dims = {"topic": 4, "object": 6}
+    model = _mir(dims)
+    mean = model.mean_topic.clone()
+    assert torch.allclose(mean, model.features_topic.mean(0))
+    extended = {k: torch.cat([getattr(model, f"features_{k}"), 100 + torch.randn(5, d)]) for k, d in dims.items()}
+    model.attach_features(extended)  # cold-start rows appended: the fitted standardisation stays
+    assert torch.equal(model.mean_topic, mean)
+    restored = MirModel(dims, visual_hidden=[8, 6], embed_dim=5, dropout=0.0)
+    restored.load_state_dict(model.state_dict())
+    restored.attach_features(extended)
+    assert torch.equal(restored.mean_topic, mean) and torch.equal(restored.scale_object, model.scale_object)
+    old = {k: v for k, v in model.state_dict().items() if not k.startswith(("mean_", "scale_", "standardization"))}
+    checkpoint = {"state_dict": dict(old)}
+    fresh = MirModel(dims, visual_hidden=[8, 6], embed_dim=5, dropout=0.0)
+    fresh.on_load_checkpoint(checkpoint)  # a checkpoint from before: refitted at the next attach
+    fresh.load_state_dict(checkpoint["state_dict"])
+    fresh.attach_features(extended)
+    assert torch.allclose(fresh.mean_topic, extended["topic"].mean(0))
+
+
 def test_mir_keeps_one_side_when_the_other_is_missing():
     model = _mir({"topic": 4})  # the release: no influencer image vectors
     assert list(model.inputs) == ["text"]

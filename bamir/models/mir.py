@@ -114,15 +114,30 @@ class MirModel(RankingModule):
             log.warning("MIR: only the %s side is available; no bilinear fusion", next(iter(self.inputs)))
         self.output = nn.Linear(rank, embed_dim)
         self.embed_dim = embed_dim
+        # the standardisation, fitted at the first attach and kept in checkpoints
+        for name in sorted({m for names in self.inputs.values() for m in names}):
+            self.register_buffer(f"mean_{name}", torch.zeros(input_dims[name]))
+            self.register_buffer(f"scale_{name}", torch.ones(input_dims[name]))
+        self.register_buffer("standardization_fitted", torch.tensor(False))
 
     def attach_features(self, features: dict[str, Tensor]) -> None:
+        """Attach the store's matrices; the first time, fit the input standardisation on all their rows
+        (later attaches, e.g. with cold-start rows appended, and loaded checkpoints keep it)."""
         super().attach_features(features)
-        for name, matrix in features.items():
-            x = matrix.float()
-            self.register_buffer(f"mean_{name}", x.mean(0).to(getattr(self, f"features_{name}").device),
-                                 persistent=False)
-            self.register_buffer(f"scale_{name}", x.std(0).clamp_min(1e-6).reciprocal().to(
-                getattr(self, f"features_{name}").device), persistent=False)
+        if bool(self.standardization_fitted):
+            return
+        for name in (m for names in self.inputs.values() for m in names):
+            x = features[name].float()
+            getattr(self, f"mean_{name}").copy_(x.mean(0))
+            getattr(self, f"scale_{name}").copy_(x.std(0).clamp_min(1e-6).reciprocal())
+        self.standardization_fitted.fill_(True)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Checkpoints written before the standardisation was saved: refit it at the next attach."""
+        state = checkpoint.get("state_dict", {})
+        for key, value in self.state_dict().items():
+            if key.startswith(("mean_", "scale_")) or key == "standardization_fitted":
+                state.setdefault(key, value)
 
     def inputs_of(self, name: str, rows: Tensor) -> Tensor:
         """Rows of one input modality, standardised when configured: ``rows [*] -> [*, dim]``."""
