@@ -8,6 +8,7 @@ same optimizer, same batch size.
 
     python benchmarks/train_speed.py                      # planted store with the release's dims
     python benchmarks/train_speed.py --store data/stores/release --sampler release
+    python benchmarks/train_speed.py --device cuda --threads 8 --batch-sizes 32,4096
 
 Prints triplets per second (median of ``--repeats`` interleaved runs), their ratio, and the
 projected wall time of the published protocol (100 epochs x 67,700 triplets).
@@ -52,14 +53,16 @@ class _Triplets(Dataset):
         return tuple(self.features[m][r] for r in (b, p, n) for m in ("topic", "concept"))
 
 
-def naive_loop(model: BamirModel, rows, features, batch_size: int, steps: int) -> float:
-    """Triplets per second of the per-example loop."""
+def naive_loop(model: BamirModel, rows, features, batch_size: int, steps: int, device: str = "cpu") -> float:
+    """Triplets per second of the per-example loop (each batch copied to ``device``, as published)."""
     loader = DataLoader(_Triplets(rows, features), batch_size=batch_size, shuffle=True)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.002)
     enc_t, enc_c = model.encoders["content"]["topic"], model.encoders["concept"]["concept"]
     model.train()
     done, start = 0, time.perf_counter()
-    for bt, bc, pt, pc, nt, nc in loader:
+    for batch in loader:
+        bt, bc, pt, pc, nt, nc = (x.to(device, non_blocking=True) for x in batch)
         s_t = [(enc_t(bt) * enc_t(x)).sum(-1) for x in (pt, nt)]
         s_c = [(enc_c(bc) * enc_c(x)).sum(-1) for x in (pc, nc)]
         loss = F.relu(4 - s_t[0] + s_t[1]).sum() + F.relu(2 - s_c[0] + s_c[1]).sum()
@@ -71,16 +74,18 @@ def naive_loop(model: BamirModel, rows, features, batch_size: int, steps: int) -
         done += len(bt)
         if done >= steps * batch_size:
             break
+    if device != "cpu":
+        torch.cuda.synchronize()
     return done / (time.perf_counter() - start)
 
 
-def our_loop(datamodule: RankingDataModule, batch_size: int, steps: int, seed: int) -> float:
+def our_loop(datamodule: RankingDataModule, batch_size: int, steps: int, seed: int, device: str = "cpu") -> float:
     """Triplets per second of bamir's Lightning loop (setup excluded)."""
     datamodule.batch_size = batch_size
     model = BamirModel(datamodule.dims, BRANCHES, seed=seed,  # the optimizer of conf/model/bamir.yaml
                        optimizer=lambda params: torch.optim.Adam(params, lr=0.002, fused=True))
     model.attach_features(datamodule.features)
-    trainer = L.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0, logger=False,
+    trainer = L.Trainer(accelerator="gpu" if device == "cuda" else "cpu", devices=1, max_steps=steps, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         num_sanity_val_steps=0)
     timer = _StepTimer()
@@ -100,6 +105,8 @@ class _StepTimer(L.Callback):
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.device.type == "cuda":  # time finished work, not queued kernels
+            torch.cuda.synchronize()
         self.count += 1
         self.end = time.perf_counter()
 
@@ -115,6 +122,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     L.seed_everything(24, verbose=False)
@@ -131,15 +139,16 @@ def main() -> None:
     rows = datamodule.train_dataloader().sampler.rows.rows
     features = datamodule.features
 
-    print(f"store {store}: {len(rows)} training rows; {args.threads} thread(s); {args.steps} steps x {args.repeats}")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{args.threads} CPU thread(s)"
+    print(f"store {store}: {len(rows)} training rows; {where}; {args.steps} steps x {args.repeats}")
     print("| batch | ours (triplets/s) | naive (triplets/s) | ratio | published protocol, ours | naive |")
     print("|---|---|---|---|---|---|")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
         ours, naive = [], []
         for _ in range(args.repeats):
-            ours.append(our_loop(datamodule, batch_size, args.steps, seed=24))
+            ours.append(our_loop(datamodule, batch_size, args.steps, seed=24, device=args.device))
             model = BamirModel(datamodule.dims, BRANCHES)
-            naive.append(naive_loop(model, rows, features, batch_size, args.steps))
+            naive.append(naive_loop(model, rows, features, batch_size, args.steps, device=args.device))
         o, n = statistics.median(ours), statistics.median(naive)
         print(f"| {batch_size} | {o:,.0f} | {n:,.0f} | {o / n:.2f}x | "
               f"{PUBLISHED_TRIPLETS / o / 60:.1f} min | {PUBLISHED_TRIPLETS / n / 60:.1f} min |", flush=True)
