@@ -187,6 +187,16 @@ def test_never_replaces_foreign_folders(tmp_path):
     assert (foreign / "dataset.yaml").read_text().startswith("name: my real data")
 
 
+def test_more_positives_than_influencers_is_refused_clearly(tmp_path):
+    few = {**TINY, "influencers": 20, "posts_per_account": 2, "test_brands": 2}
+    with pytest.raises(ValueError, match=r"only 20 influencers: lower max_positives \(now 31\)"):
+        synthesize(tmp_path / "few", few, 0)
+    # a pool smaller than the default brand's top-k is fine once every brand's positives fit in it
+    small = synthesize(tmp_path / "ok", {**few, "max_positives": 8, "positives_per_brand": 4}, 0)
+    pairs = RawDataset.load(small).pairs
+    assert pairs.groupby("brand").size().max() <= 8 and pairs["influencer"].nunique() == 20
+
+
 def test_config_merging():
     assert merge_config(None) == DEFAULTS
     assert merge_config({"signal": {"image": 0.2}})["signal"] == {**DEFAULTS["signal"], "image": 0.2}

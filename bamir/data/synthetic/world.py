@@ -217,6 +217,9 @@ def make_world(cfg: dict, rng: np.random.Generator) -> World:
     if counts.sum() < n_target:
         raise ValueError(f"{counts.sum()} positive pairs cannot cover {n_target} influencers: "
                          "raise positives_per_brand or lower influencers")
+    if counts.max() > n_target:
+        raise ValueError(f"a brand drew {counts.max()} positives but there are only {n_target} influencers: "
+                         f"lower max_positives (now {cfg['max_positives']}) or raise influencers")
     pool_max = max(int(counts.sum() * 15), n_target * 2)
     pool = make_pool(cfg, pool_max, rng)
     terms = _standardise(affinity_terms(brands, pool))
@@ -225,7 +228,7 @@ def make_world(cfg: dict, rng: np.random.Generator) -> World:
     scores = affinity + float(aff["noise"]) * float(affinity.std()) * noise
 
     # smallest pool whose union of recruits reaches the target (binary search on the pool size)
-    lo, hi = n_target, pool_max
+    lo, hi = max(n_target, int(counts.max())), pool_max
     while lo < hi:
         mid = (lo + hi) // 2
         if len(_union(_select(scores, counts, mid))) >= n_target:
