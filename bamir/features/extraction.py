@@ -60,15 +60,21 @@ def extraction_trainer(cfg: Mapping[str, Any] | None = None, *, progress: bool =
     settings = {**LOCAL, **dict(cfg or {})}
     if isinstance(settings.get("strategy"), Mapping):
         settings["strategy"] = instantiate(dict(settings["strategy"]))
-    return pl.Trainer(
-        **settings,
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=progress,
-        use_distributed_sampler=False,  # each rank reads the images of its own shards
-        inference_mode=True,
-    )
+    announcements = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # "GPU available: ..." and tips
+    level = announcements.level
+    announcements.setLevel(logging.WARNING)
+    try:
+        return pl.Trainer(
+            **settings,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            use_distributed_sampler=False,  # each rank reads the images of its own shards
+            inference_mode=True,
+        )
+    finally:
+        announcements.setLevel(level)
 
 
 def device_trainer(device: torch.device | str, *, progress: bool = False):

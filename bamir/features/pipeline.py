@@ -146,6 +146,7 @@ def prepare(
                         f"{name}: features.extraction asks for {trainer.world_size} processes, but this app prepares "
                         f"features in its own process; run `bamir-prepare raw_root={raw_root} store_root={store_root} "
                         f"features/extraction=...` first (the store is then fresh here)")
+                log.info("extraction: %d process(es), %s", trainer.world_size, type(trainer.accelerator).__name__)
             outputs = stage.run(raw, accounts, train, workdir, trainer=trainer)
         else:
             outputs = stage.run(raw, accounts, train, workdir)
