@@ -706,6 +706,7 @@ class ImageStage:
         with warnings.catch_warnings():  # every shard finished already: an empty loader is expected
             warnings.filterwarnings("ignore", message=".*length of `DataLoader`.*zero.*")
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning's pytree use, newer torch
             trainer.predict(ImagePredictor(self.encoder, self.pooling, self.threshold), datamodule=shards,
                             return_predictions=False)
         trainer.strategy.barrier(f"{name}-shards-written")
