@@ -39,10 +39,17 @@ def work(tmp_path_factory):
     return tmp_path_factory.mktemp("notebooks")
 
 
-@pytest.mark.slow
-def test_quickstart_runs_the_whole_chain(work, monkeypatch):
+@pytest.fixture
+def notebook_env(work, monkeypatch):
+    """Both notebooks work in the shared folder, with W&B off."""
     monkeypatch.setenv("BAMIR_NOTEBOOK_WORK", str(work))
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    return work
+
+
+@pytest.mark.slow
+def test_quickstart_runs_the_whole_chain(notebook_env):
+    work = notebook_env
     nb = _run("quickstart.ipynb")
     text = _text(nb)
     assert "0 errors" in text  # the synthetic dataset validated
@@ -54,9 +61,7 @@ def test_quickstart_runs_the_whole_chain(work, monkeypatch):
 
 
 @pytest.mark.slow
-def test_analysis_reads_the_quickstart_outputs(work, monkeypatch):
-    monkeypatch.setenv("BAMIR_NOTEBOOK_WORK", str(work))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
+def test_analysis_reads_the_quickstart_outputs(notebook_env):
     nb = _run("analysis.ipynb")
     text = _text(nb)
     assert "test brands x" in text and "shared topic" in text

@@ -569,7 +569,10 @@ class ImageShards(LightningDataModule):
         self.n_shards = max(1, -(-len(accounts) // self.shard_size))
         self.plan = {"accounts": stable_hash(list(accounts)), "shard_size": self.shard_size,
                      "shards": self.n_shards, "images": stable_hash([str(p) for p in paths])}
-        self.todo: list[int] = []
+        self.todo: list[int] = []  # this process's unfinished shards ...
+        self.remaining: dict[int, int] = {}  # ... their numbers of images ...
+        self.todo_rows: list[int] = []  # ... and those images' account rows and paths
+        self.todo_paths: list[Path] = []
         self.resumed = 0
 
     def shard_file(self, s: int) -> Path:
@@ -584,18 +587,16 @@ class ImageShards(LightningDataModule):
         self.resumed = len(done)
         mine = shards_of_rank(self.n_shards, trainer.global_rank, trainer.world_size)
         self.todo = [s for s in mine if s not in done]
+        self.remaining = {s: 0 for s in self.todo}
+        keep = [i for i, r in enumerate(self.rows) if r // self.shard_size in self.remaining]
+        self.todo_rows, self.todo_paths = [self.rows[i] for i in keep], [self.paths[i] for i in keep]
+        for r in self.todo_rows:
+            self.remaining[r // self.shard_size] += 1
         if done and trainer.is_global_zero:
             log.info("%s: resuming, %d of %d shards already done", self.shards_dir.parent.name, len(done), self.n_shards)
 
-    def selected(self) -> tuple[list[int], list[Path]]:
-        """(account row, path) of the images in this process's unfinished shards."""
-        todo = set(self.todo)
-        keep = [i for i, r in enumerate(self.rows) if r // self.shard_size in todo]
-        return [self.rows[i] for i in keep], [self.paths[i] for i in keep]
-
     def predict_dataloader(self) -> DataLoader:
-        rows, paths = self.selected()
-        return self.encoder.loader(paths, keys=rows)
+        return self.encoder.loader(self.todo_paths, keys=self.todo_rows)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         return batch  # the encoder moves pixels itself; JPEG bytes stay on the CPU for decode_jpeg(device=cuda)
@@ -613,11 +614,7 @@ class ImagePredictor(LightningModule):
         self.encoder.to(self.trainer.strategy.root_device)
         self.encoder.prepare_model()
         shards: ImageShards = self.trainer.datamodule
-        rows, _ = shards.selected()
-        remaining = {s: 0 for s in shards.todo}
-        for r in rows:
-            remaining[r // shards.shard_size] += 1
-        self.accumulator = ShardAccumulator(shards.shards_dir, shards.shard_size, remaining, self.encoder.num_classes,
+        self.accumulator = ShardAccumulator(shards.shards_dir, shards.shard_size, shards.remaining, self.encoder.num_classes,
                                             self.pooling, self.threshold, self.encoder.device,
                                             self.trainer.global_rank, self.trainer.world_size)
 

@@ -194,7 +194,7 @@ def _extraction_cfg(stages_cfg: Mapping[str, Any]) -> dict[str, Any] | None:
     """The Trainer arguments of ``stages_cfg["extraction"]`` as plain data (None: one local device)."""
     from omegaconf import DictConfig, OmegaConf
 
-    cfg = stages_cfg.get(EXTRACTION) if hasattr(stages_cfg, "get") else None
+    cfg = stages_cfg.get(EXTRACTION)
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
     return dict(cfg) if cfg else None

@@ -49,8 +49,9 @@ class FeatureCeilingRanker(OracleRanker):
         self.used, self.alpha, self.folds = wanted, float(alpha), int(folds)
 
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
-        affinity = super().branch_scores(brands, self.influencer_rows())["oracle"].double()  # [B, n]
-        x = torch.cat([self.features(m, self.influencer_rows()) for m in self.used], dim=1).double()  # [n, d]
+        rows = self.influencer_rows()
+        affinity = super().branch_scores(brands, rows)["oracle"].double()  # [B, n]
+        x = torch.cat([self.features(m, rows) for m in self.used], dim=1).double()  # [n, d]
         columns = self.influencer_index[candidates]
         scores = torch.empty((len(brands), len(candidates)), dtype=torch.float64, device=x.device)
         eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
