@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bamir.features.store import FeatureStore, StoreError
 from bamir.samplers import NegativeSampler, TrainingData
+from bamir.utils import stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,18 @@ class RankingDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str | None = None) -> None:
-        if self._ready:
-            return
+        if not self._ready:
+            self._load()
+        if self.trainer is not None:  # called by a Trainer: its processes exist now
+            _same_on_every_rank(self.fingerprint(), f"the data of {self.store_dir} (split {self.split_name!r})")
+
+    def fingerprint(self) -> str:
+        """Hash of what this module serves: the store's tables and the loaded modalities' files."""
+        manifest = self.store.manifest
+        return stable_hash([self.split_name, manifest["accounts"], manifest["tables"],
+                            {name: manifest["modalities"][name]["sha256"] for name in sorted(self.features)}])
+
+    def _load(self) -> None:
         store = FeatureStore(self.store_dir)
         self.store = store
         accounts = store.accounts
@@ -329,3 +340,20 @@ class RankingDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._eval_loader(self.test_split)
+
+
+def _same_on_every_rank(value: str, what: str) -> None:
+    """Under ``torch.distributed``, raise on every rank unless all ranks hold the same ``value``.
+
+    The processes of a multi-node run each read the store from their own node's view of the
+    shared folder; a stale copy on one node would otherwise train silently on other features.
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    values: list[str | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    differing = [rank for rank, v in enumerate(values) if v != values[0]]
+    if differing:
+        raise RuntimeError(f"{what} differs between ranks: ranks {differing} do not hold what rank 0 holds; "
+                           "every node must see the same feature store (a shared folder)")

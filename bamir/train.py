@@ -92,8 +92,8 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (and test) as configured; returns all metrics, written to ``metrics.json`` too."""
     check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)  # after the store: building it draws random numbers
     model = build_model(cfg, datamodule)
     trainer = build_trainer(cfg)
     output_dir = Path(cfg.paths.output_dir)
@@ -121,8 +121,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Evaluate a checkpoint on the validation and test splits of its dataset."""
     check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_data(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = load_checkpoint(resolve_checkpoint(cfg), datamodule)
     trainer = build_trainer(cfg, with_callbacks=False)
     metrics: dict[str, Any] = {}

@@ -1,14 +1,18 @@
-"""Small shared helpers: hashing, atomic writes, JSON."""
+"""Small shared helpers: hashing, atomic writes, JSON, exclusive access to a folder."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
 
 
 def stable_hash(obj: Any) -> str:
@@ -72,3 +76,27 @@ def publish_dir(tmp: str | os.PathLike, dst: str | os.PathLike) -> None:
         os.replace(backup, dst)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+@contextmanager
+def exclusive(target: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold the lock of ``target`` (the file ``.NAME.lock`` beside it) for the block.
+
+    Processes that build the same dataset or store at once (the jobs of a parallel sweep,
+    the SLURM tasks or torchrun ranks of one run) take turns: the first builds, the others
+    wait here and then find the result fresh. A wait is logged with ``what`` (who waits).
+    """
+    from filelock import FileLock, Timeout
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(target.parent / f".{target.name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("%s: waiting for another process writing %s", what, target)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

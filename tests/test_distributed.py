@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -19,11 +20,44 @@ def test_eval_shards_cover_every_brand_once():
         assert torch.equal(s.labels, split.labels[s.brands]) and torch.equal(s.hard_negatives, split.hard_negatives[s.brands])
 
 
-def _run(app, args, root):
-    env = {**os.environ, "BAMIR_ROOT": str(root), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", f"bamir.cli.{app}", "dataset=planted_tiny", "logger=csv",
-           "trainer.enable_progress_bar=false", *args]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+def _compare_data_on_rank(rank: int, port: int, fingerprints: list[str], errors) -> None:
+    import torch.distributed as dist
+
+    from bamir.datamodule import _same_on_every_rank
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=len(fingerprints))
+    try:
+        _same_on_every_rank(fingerprints[rank], "the data of STORE")
+        errors.put((rank, None))
+    except RuntimeError as err:
+        errors.put((rank, str(err)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_every_rank_refuses_data_another_rank_does_not_see():
+    """A node whose copy of the store differs stops the run on every rank (none waits forever);
+    equal data passes the same check in the SLURM test below."""
+    import torch.multiprocessing as mp
+
+    errors = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_compare_data_on_rank, args=(_free_port(), ["a", "b"], errors), nprocs=2)
+    found = dict(errors.get() for _ in range(2))
+    for rank in (0, 1):
+        assert "the data of STORE differs between ranks: ranks [1]" in found[rank]
+
+
+def _command(app, args, dataset="planted_tiny"):
+    return [sys.executable, "-m", f"bamir.cli.{app}", f"dataset={dataset}", "logger=csv",
+            "trainer.enable_progress_bar=false", *args]
+
+
+def _env(root, **extra):
+    return {**os.environ, "BAMIR_ROOT": str(root), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", **extra}
+
+
+def _run(app, args, root, dataset="planted_tiny"):
+    done = subprocess.run(_command(app, args, dataset), env=_env(root), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     runs = sorted((root / "outputs" / app.replace("evaluate", "eval")).glob("runs/*/metrics.json"))
     return json.loads(runs[-1].read_text()), runs[-1].parent
@@ -41,6 +75,47 @@ def test_ddp_cpu_trains_and_evaluates_like_one_process(tmp_path, shared_data):
         if value is not None:
             assert double[key] == pytest.approx(value, abs=1e-6), key
     assert double["test/n_queries"] == single["test/n_queries"], "each brand counted once"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _slurm_task(rank: int, tasks: int, port: int) -> dict[str, str]:
+    """The variables srun gives task ``rank`` of a job of one task per node."""
+    return {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "bamir-train", "SLURM_NTASKS": str(tasks),
+            "SLURM_NNODES": str(tasks), "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": str(rank),
+            "SLURM_LOCALID": "0", "SLURM_NODEID": str(rank), "SLURM_NODELIST": "localhost", "MASTER_PORT": str(port)}
+
+
+@pytest.mark.slow
+def test_two_slurm_nodes_on_an_empty_folder_train_like_two_local_processes(tmp_path):
+    """Two SLURM tasks on two nodes (simulated by srun's variables) start together on an
+    empty data folder: one generates and prepares the synthetic dataset while the other
+    waits for it, both train as one DDP job, and the metrics equal those of Lightning's own
+    two-process launch on the then-built data (same seed, same world size)."""
+    data, run_dir = tmp_path / "data", tmp_path / "slurm-run"
+    args = ["model=bamir_small", "trainer.max_epochs=2", f"paths.data_dir={data}", "trainer=ddp_cpu"]
+    nodes = ["trainer.devices=1", "trainer.num_nodes=2", f"hydra.run.dir={run_dir}"]
+    port = _free_port()
+    tasks = [subprocess.Popen(_command("train", [*args, *nodes], "synthetic_tiny"),
+                              env=_env(tmp_path, **_slurm_task(rank, 2, port)), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in range(2)]
+    logs = []
+    for task in tasks:
+        out, _ = task.communicate(timeout=600)
+        assert task.returncode == 0, out[-4000:]
+        logs.append(out)
+    assert sum("] - [1/6] object: computing" in log for log in logs) == 1, "the store is built once"
+    assert all("MEMBER: 2/2" in log or "MEMBER: 1/2" in log for log in logs)
+    nodes_metrics = json.loads((run_dir / "metrics.json").read_text())
+
+    local, _ = _run("train", args, tmp_path, "synthetic_tiny")
+    for key, value in local.items():
+        if not key.startswith("time/"):
+            assert nodes_metrics[key] == pytest.approx(value, abs=1e-6), key
 
 
 # --------------------------------------------------------------------------- feature extraction

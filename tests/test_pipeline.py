@@ -52,10 +52,39 @@ def test_first_run_computes_everything(prepared):
 def test_second_run_recomputes_nothing(prepared, raw_root):
     store_root, store, _ = prepared
     before = _records(FeatureStore(store_root))
+    written = {p: p.stat().st_mtime_ns for p in store_root.rglob("*") if p.is_file() and ".lock" not in p.name}
     report: dict = {}
     again = prepare(raw_root, store_root, CHEAP, progress=False, report=report)
     assert {r["status"] for r in report.values()} == {"fresh"}
     assert _records(again) == before
+    # a fresh store is only read: processes that share it (DDP ranks, sweep jobs) never see it change
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+
+
+def test_processes_preparing_one_store_take_turns(raw_root, tmp_path):
+    """Two processes prepare the same store at once (jobs of a parallel sweep, SLURM tasks):
+    the store's lock makes one compute every stage while the other waits and finds it fresh."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import json, sys; from bamir.features.pipeline import prepare; from prep_fixtures import tiny_stages; "
+              "report = {}; prepare(sys.argv[1], sys.argv[2], tiny_stages(scene=None), progress=False, report=report); "
+              "print('REPORT', json.dumps({k: v['status'] for k, v in report.items()}))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    store = tmp_path / "store"
+    jobs = [subprocess.Popen([sys.executable, "-c", script, str(raw_root), str(store)], env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    reports = []
+    for job in jobs:
+        out, err = job.communicate(timeout=600)
+        assert job.returncode == 0, err[-3000:]
+        reports.append(json.loads(out.split("REPORT", 1)[1]))
+    statuses = sorted(set(r.values()) for r in reports)
+    assert statuses == [{"computed"}, {"fresh"}], reports
+    assert FeatureStore(store).modalities == ["hashtag", "interaction", "object", "topic"]
 
 
 def test_config_change_recomputes_only_that_stage(raw_root, prepared, tmp_path):

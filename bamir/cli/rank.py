@@ -37,12 +37,12 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
     from bamir.utils import atomic_write_json, atomic_write_text, file_hash, stable_hash
 
     out_dir = check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
-    L.seed_everything(cfg.seed, verbose=False)
     if cfg.get("brand") in (None, "") and not cfg.get("brand_posts"):
         raise ValueError("say which brand: brand=NAME (username or id), brand=all (every test brand), "
                          "or brand_posts=PATH (a new brand's posts)")
     ckpt = _checkpoint(cfg, resolve_checkpoint)
     datamodule = build_data(cfg)
+    L.seed_everything(cfg.seed, verbose=False)  # after the store: building it draws random numbers
     store = datamodule.store
     try:
         model: RankingModule = load_checkpoint(ckpt, datamodule)

@@ -24,7 +24,7 @@ import torch
 
 from bamir.data.schema import CATEGORIES
 from bamir.features.store import FeatureStore, StoreError
-from bamir.utils import stable_hash
+from bamir.utils import exclusive, stable_hash
 
 DEFAULT_MODALITIES: dict[str, dict] = {
     "topic": {"dim": 19, "share": 0.6, "noise": 0.6, "simplex": True},
@@ -128,10 +128,16 @@ def ensure_planted_store(root: str | Path, **overrides) -> FeatureStore:
     """Load the planted store at ``root`` if it was made with the same settings, else (re)make it."""
     spec = replace(PlantedSpec(), **overrides)
     wanted = stable_hash({"generator": "planted", **asdict(spec)})
-    try:
-        store = FeatureStore(root)
-        if store.manifest["dataset"].get("config_hash") == wanted:
-            return store
-    except StoreError:
-        pass
-    return make_planted_store(root, spec)
+
+    def fresh() -> FeatureStore | None:
+        try:
+            store = FeatureStore(root)
+        except StoreError:
+            return None
+        return store if store.manifest["dataset"].get("config_hash") == wanted else None
+
+    if (store := fresh()) is not None:
+        return store
+    with exclusive(root, "planted store"):
+        store = fresh()  # another process may have made it while we waited
+        return store if store is not None else make_planted_store(root, spec)

@@ -26,6 +26,11 @@ every device and node of the ``extraction`` entry of ``stages_cfg`` (one local d
 default; see :mod:`bamir.features.extraction`). A process launched to help
 (:func:`~bamir.features.extraction.launch_rank` > 0) takes part only in those stages, never
 writes the store, and returns once rank zero has written it.
+
+The process that writes holds the store's lock (:func:`bamir.utils.exclusive`) throughout,
+so processes preparing the same store at once (the jobs of a parallel sweep, the SLURM
+tasks of a training run) take turns: the first computes, the others find the store fresh.
+A fresh store is only read.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from bamir.data.schema import AFFINITY_FILE, DATASET_FILE, RawDataset, read_plan
 from bamir.features.common import train_accounts
 from bamir.features.extraction import extraction_trainer, launch_rank
 from bamir.features.store import FeatureStore
-from bamir.utils import file_hash, stable_hash
+from bamir.utils import exclusive, file_hash, stable_hash
 
 log = logging.getLogger("bamir.prepare")
 
@@ -93,12 +98,20 @@ def prepare(
     Returns the store. When ``report`` is a dict it is filled with, per stage,
     ``{"status": "fresh" | "computed" | "helped", "seconds": float, "modalities": [...]}``.
     ``multiprocess=False`` refuses an extraction config of several processes (for callers
-    whose process must not be launched again, such as the training app).
+    whose process must not be launched again, such as the training app) and makes every
+    process a writer of its own, whatever its launcher rank.
     """
     raw_root, store_root = Path(raw_root), Path(store_root)
+    if multiprocess and launch_rank() != 0:
+        return _prepare(raw_root, store_root, stages_cfg, split, progress, report, multiprocess, helper=True)
+    with exclusive(store_root, "prepare"):
+        return _prepare(raw_root, store_root, stages_cfg, split, progress, report, multiprocess, helper=False)
+
+
+def _prepare(raw_root: Path, store_root: Path, stages_cfg: Mapping[str, Any], split: str, progress: bool,
+             report: dict[str, Any] | None, multiprocess: bool, helper: bool) -> FeatureStore:
     start = time.perf_counter()
     raw = RawDataset.load(raw_root)
-    helper = launch_rank() != 0
     if helper:  # never writes: reads the manifest rank zero decides from
         store = FeatureStore(store_root) if (store_root / "manifest.json").is_file() else None
         accounts = raw.accounts["account_id"].astype(str).tolist()

@@ -107,7 +107,8 @@ class FeatureStore:
                 old = {}
         keep = old.get("accounts", {}).get("sha256") == accounts_hash
         for name, data in (("accounts.csv", accounts_csv), ("pairs.csv", pairs_csv), ("splits.json", splits_json)):
-            atomic_write_bytes(root / name, data)
+            if not _same_bytes(root / name, data):  # an unchanged store is only read
+                atomic_write_bytes(root / name, data)
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "dataset": dict(dataset or {}),
@@ -121,7 +122,8 @@ class FeatureStore:
             "artifacts": old.get("artifacts", {}) if keep else {},
             "extras": old.get("extras", {}) if keep else {},
         }
-        atomic_write_json(root / "manifest.json", manifest)
+        if manifest != old:
+            atomic_write_json(root / "manifest.json", manifest)
         return cls(root)
 
     def _save_manifest(self) -> None:
@@ -200,8 +202,11 @@ class FeatureStore:
         ``[brands, influencers]`` with its ``brand_rows`` and ``influencer_rows``)."""
         data = st_save({k: torch.as_tensor(v).detach().cpu().contiguous() for k, v in tensors.items()})
         filename = f"extras/{name}.safetensors"
+        record = {"file": filename, "sha256": _bytes_hash(data), "note": note}
+        if self.manifest.get("extras", {}).get(name) == record and _same_bytes(self.root / filename, data):
+            return
         atomic_write_bytes(self.root / filename, data)
-        self.manifest.setdefault("extras", {})[name] = {"file": filename, "sha256": _bytes_hash(data), "note": note}
+        self.manifest.setdefault("extras", {})[name] = record
         self._save_manifest()
 
     def load_tensors(self, name: str) -> dict[str, torch.Tensor]:
@@ -322,6 +327,10 @@ class FeatureStore:
 
 def _bytes_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
 
 
 def _check_accounts(frame: pd.DataFrame, where: str) -> pd.DataFrame:

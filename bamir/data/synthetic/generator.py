@@ -28,7 +28,7 @@ from bamir.data.synthetic import knowledge, posts, profiles
 from bamir.data.synthetic.config import GENERATOR_VERSION, config_hash, merge_config, output_config
 from bamir.data.synthetic.vocabulary import EMOJI, FOREIGN_CAPTIONS, TOPICS
 from bamir.data.synthetic.world import AFFINITY_TERMS, World, make_world
-from bamir.utils import atomic_write_bytes, atomic_write_json, atomic_write_text, publish_dir
+from bamir.utils import atomic_write_bytes, atomic_write_json, atomic_write_text, exclusive, publish_dir
 
 log = logging.getLogger(__name__)
 
@@ -415,8 +415,7 @@ def ensure_synthetic(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None =
 
     if fresh():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(out.parent / f".{out.name}.lock"):
+    with exclusive(out, "synthetic dataset"):
         if fresh():  # another process generated it while we waited
             return out
         if not _replaceable(out):
@@ -424,27 +423,3 @@ def ensure_synthetic(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None =
                                   "refusing to replace it")
         return synthesize(out, cfg, seed, overwrite=True)
 
-
-class _lock:
-    """An exclusive advisory lock on a file (no-op where fcntl is unavailable)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.handle = None
-
-    def __enter__(self):
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - non-POSIX
-            return self
-        self.handle = open(self.path, "a+")
-        fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        if self.handle is not None:
-            import fcntl
-
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
-            self.handle.close()
-        return False
