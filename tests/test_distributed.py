@@ -168,9 +168,11 @@ def test_training_app_refuses_to_launch_extraction_processes(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_cpu_extraction_equals_one_process(tmp_path):
-    """bamir-prepare with 2 gloo processes: each rank encodes its shards, rank 0 merges and
-    writes the non-image stages; the store equals a one-process run's."""
+@pytest.mark.parametrize("launch", ["lightning", "slurm"])
+def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
+    """bamir-prepare with 2 gloo processes, started by Lightning on one node or as two SLURM
+    tasks on two (simulated) nodes: each rank encodes its shards, rank 0 merges and writes the
+    non-image stages; the store equals a one-process run's."""
     from bamir.features.image import _read_shard
     from bamir.features.store import FeatureStore
     from prep_fixtures import make_raw
@@ -181,15 +183,23 @@ def test_ddp_cpu_extraction_equals_one_process(tmp_path):
               "features.concept=null", "features.object.shard_size=3", "features.scene.shard_size=3",
               "features.object.num_workers=0", "features.scene.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
 
-    def prepare(store, extraction):
-        cmd = [sys.executable, "-m", "bamir.cli.prepare", f"store_root={store}", f"features/extraction={extraction}",
-               *common]
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-        return FeatureStore(store), done.stdout + done.stderr
+    def prepare(store, extraction, tasks=1):
+        cmd = [sys.executable, "-m", "bamir.cli.prepare", f"store_root={store}", *extraction, *common]
+        port = _free_port()
+        jobs = [subprocess.Popen(cmd, env={**env, **(_slurm_task(rank, tasks, port) if tasks > 1 else {})},
+                                 cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                for rank in range(tasks)]
+        logs = [job.communicate(timeout=600)[0] for job in jobs]
+        for job, log in zip(jobs, logs):
+            assert job.returncode == 0, log[-4000:]
+        return FeatureStore(store), "".join(logs)
 
-    one, _ = prepare(tmp_path / "one", "local")
-    two, log = prepare(tmp_path / "two", "ddp_cpu")
+    one, _ = prepare(tmp_path / "one", ["features/extraction=local"])
+    if launch == "lightning":
+        two, log = prepare(tmp_path / "two", ["features/extraction=ddp_cpu"])
+    else:
+        two, log = prepare(tmp_path / "two", ["features/extraction=ddp_cpu", "features.extraction.devices=1",
+                                              "features.extraction.num_nodes=2"], tasks=2)
     assert "helper process done" in log
     assert two.modalities == one.modalities == ["interaction", "object", "scene"]
     for modality in one.modalities:
