@@ -1,17 +1,29 @@
-"""Config helpers: instantiation restricted to known packages, and output-folder checks.
+"""Config helpers: instantiation restricted to known packages, output-folder checks, resolvers.
 
 Hydra instantiates whatever ``_target_`` a config names; a config from an untrusted source could
 name ``os.system``. :func:`instantiate` refuses any target outside :data:`ALLOWED_TARGETS`.
+
+The resolver ``${task_suffix:}`` is ``""`` in the first process of a run and ``_rank<N>`` in
+process ``N`` started by SLURM (``SLURM_PROCID``) or torchrun (``RANK``): each task of a
+multi-node run logs to its own file in the shared run folder (``conf/hydra/default.yaml``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import hydra.utils
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+def task_suffix() -> str:
+    rank = int(os.environ.get("SLURM_PROCID") or os.environ.get("RANK") or 0)
+    return f"_rank{rank}" if rank else ""
+
+
+OmegaConf.register_new_resolver("task_suffix", task_suffix, replace=True)
 
 #: module prefixes a config's ``_target_`` may name
 ALLOWED_TARGETS = ("bamir.", "torch.", "lightning.", "torchmetrics.", "timm.", "torch_geometric.", "transformers.")

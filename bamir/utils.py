@@ -85,18 +85,25 @@ def exclusive(target: str | os.PathLike, what: str) -> Iterator[None]:
     Processes that build the same dataset or store at once (the jobs of a parallel sweep,
     the SLURM tasks or torchrun ranks of one run) take turns: the first builds, the others
     wait here and then find the result fresh. A wait is logged with ``what`` (who waits).
+    Where no lock file can be made (a read-only folder shared for reading), the block runs
+    unlocked: a fresh dataset or store is only read.
     """
     from filelock import FileLock, Timeout
 
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(target.parent / f".{target.name}.lock")
+    locked = True
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
         log.info("%s: waiting for another process writing %s", what, target)
         lock.acquire()
+    except OSError as err:
+        locked = False
+        log.info("%s: cannot lock %s (%s); going on unlocked", what, target, err)
     try:
         yield
     finally:
-        lock.release()
+        if locked:
+            lock.release()

@@ -110,6 +110,7 @@ def test_two_slurm_nodes_on_an_empty_folder_train_like_two_local_processes(tmp_p
         logs.append(out)
     assert sum("] - [1/6] object: computing" in log for log in logs) == 1, "the store is built once"
     assert all("MEMBER: 2/2" in log or "MEMBER: 1/2" in log for log in logs)
+    assert (run_dir / "train.log").is_file() and (run_dir / "train_rank1.log").is_file(), "one log per task"
     nodes_metrics = json.loads((run_dir / "metrics.json").read_text())
 
     local, _ = _run("train", args, tmp_path, "synthetic_tiny")

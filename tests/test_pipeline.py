@@ -61,6 +61,24 @@ def test_second_run_recomputes_nothing(prepared, raw_root):
     assert {p: p.stat().st_mtime_ns for p in written} == written
 
 
+def test_a_store_that_cannot_be_locked_is_still_read(prepared, raw_root, monkeypatch, caplog):
+    """A store shared read-only (no lock file can be made beside it) is checked and used."""
+    import logging
+
+    import filelock
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", self.lock_file)
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", refuse)
+    store_root, _, _ = prepared
+    report: dict = {}
+    with caplog.at_level(logging.INFO, logger="bamir.utils"):
+        prepare(raw_root, store_root, CHEAP, progress=False, report=report)
+    assert {r["status"] for r in report.values()} == {"fresh"}
+    assert "cannot lock" in caplog.text and "going on unlocked" in caplog.text
+
+
 def test_processes_preparing_one_store_take_turns(raw_root, tmp_path):
     """Two processes prepare the same store at once (jobs of a parallel sweep, SLURM tasks):
     the store's lock makes one compute every stage while the other waits and finds it fresh."""
@@ -82,8 +100,7 @@ def test_processes_preparing_one_store_take_turns(raw_root, tmp_path):
         out, err = job.communicate(timeout=600)
         assert job.returncode == 0, err[-3000:]
         reports.append(json.loads(out.split("REPORT", 1)[1]))
-    statuses = sorted(set(r.values()) for r in reports)
-    assert statuses == [{"computed"}, {"fresh"}], reports
+    assert sorted(tuple(sorted(set(r.values()))) for r in reports) == [("computed",), ("fresh",)], reports
     assert FeatureStore(store).modalities == ["hashtag", "interaction", "object", "topic"]
 
 

@@ -6,4 +6,6 @@ when an app starts from a console script, and the configs live in the project's 
 
 from pathlib import Path
 
+import bamir.config  # noqa: F401  (registers the configs' resolvers before Hydra composes them)
+
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
