@@ -3,12 +3,16 @@
 # a GPU: training triplets/s at the published batch and a large one, image throughput (ResNet-101
 # bf16, JPEG decoding on the GPU against decoding in worker processes), ranking at scale.
 #   bash benchmarks/gpu.sh [OUT_DIR]         # results: OUT_DIR/*.txt and *.json (default outputs/gpu)
+# It needs torch, torchvision, lightning, timm, safetensors, pandas and pillow, not hydra, gensim, wandb
+# or faiss (checked by running it on a CPU with those imports blocked), and runs from the checkout
+# without installing it: the lent machines' stock python3 has all it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-${OUT:-outputs/gpu}}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
-export WANDB_MODE=disabled
+export WANDB_MODE=disabled PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python() { "${PYTHON:-python3}" "$@"; }
 python benchmarks/train_speed.py --device cuda --threads 8 --batch-sizes 32,4096 --steps 200 --repeats 3 \
     2>&1 | tee "$out/train_speed.txt"
 for decode in device worker; do

@@ -94,10 +94,13 @@ def our_loop(datamodule: RankingDataModule, batch_size: int, steps: int, seed: i
     return timer.rate(batch_size)
 
 
+WARMUP_STEPS = 10
+
+
 class _StepTimer(L.Callback):
     """Times batches after the first few (warm-up) steps."""
 
-    def __init__(self, warmup: int = 10):
+    def __init__(self, warmup: int = WARMUP_STEPS):
         self.warmup, self.count, self.start = warmup, 0, None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -124,6 +127,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
+    if args.steps <= WARMUP_STEPS:
+        parser.error(f"--steps must exceed the {WARMUP_STEPS} warm-up steps that are not timed")
     torch.set_num_threads(args.threads)
     L.seed_everything(24, verbose=False)
 
