@@ -72,6 +72,21 @@ def resolve_checkpoint(cfg: DictConfig) -> str | None:
     return str(path)
 
 
+def interrupted_checkpoint(cfg: DictConfig) -> str | None:
+    """``checkpoints/last.ckpt`` of this run's own folder, when it already has one.
+
+    A run folder starts empty; one that holds a checkpoint belongs to a run started again
+    in the same folder after it was stopped: a SLURM job requeued on a timeout or a
+    preemption (``hydra.launcher.max_num_timeout``), or a command rerun with the same
+    ``hydra.run.dir``. Training resumes from it when ``ckpt_path`` names no other.
+    """
+    own = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if not own.is_file():
+        return None
+    log.info("%s exists: this run was stopped and started again in its folder; resuming from it", own)
+    return str(own)
+
+
 def _report(metrics: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> dict[str, float]:
     """Write ``metrics.json`` and print the table, once (rank zero) under DDP."""
     metrics = _finite(metrics)
@@ -106,7 +121,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             metrics.update(trainer.callback_metrics)
     if cfg.get("train", True) and learned:
         start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resolve_checkpoint(cfg), weights_only=True)
+        ckpt = resolve_checkpoint(cfg) or interrupted_checkpoint(cfg)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
         metrics["time/fit_seconds"] = time.perf_counter() - start
     if cfg.get("test", True) and datamodule.test_split is not None:

@@ -100,9 +100,20 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path, shared_data,
     last = tmp_path / "crashed" / "run" / "checkpoints" / "last.ckpt"
     assert last.is_file(), "the last finished epoch is on disk"
     resumed = train(config("resumed", str(last)))
+    # started again in its own folder with nothing changed (a requeued SLURM job): resumes by itself
+    epochs = []
+
+    class RecordEpochs(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            epochs.append(trainer.current_epoch)
+
+    monkeypatch.setattr(runs, "build_trainer", lambda cfg, **kw: _with(build(cfg, **kw), RecordEpochs()))
+    requeued = train(config("crashed"))
+    assert epochs == [1, 2], "epoch 0 is not trained again"
     for key, value in straight.items():
         if key.startswith("val/") and value is not None:
             assert resumed[key] == pytest.approx(value, abs=1e-5), key
+            assert requeued[key] == pytest.approx(value, abs=1e-5), key
 
 
 def _with(trainer, callback):
