@@ -130,6 +130,21 @@ def test_shards_are_dealt_round_robin_over_ranks():
         shards_of_rank(4, 3, 3)
 
 
+def test_extraction_processes_wait_at_barriers_as_configured():
+    """``timeout_min`` of a DDP extraction config becomes the process group's timeout (the helpers
+    wait at the last barrier while rank 0 computes the other stages); one process needs none."""
+    from datetime import timedelta
+
+    from bamir.features.extraction import extraction_trainer
+
+    ddp = extraction_trainer({"accelerator": "cpu", "devices": 2, "strategy": "ddp", "timeout_min": 240}, progress=False)
+    assert ddp.strategy._timeout == timedelta(hours=4)
+    mapped = extraction_trainer({"accelerator": "cpu", "devices": 2, "timeout_min": 5, "strategy": {
+        "_target_": "lightning.pytorch.strategies.DDPStrategy", "process_group_backend": "gloo"}}, progress=False)
+    assert mapped.strategy._timeout == timedelta(minutes=5)
+    assert extraction_trainer({"accelerator": "cpu", "timeout_min": 5}, progress=False).world_size == 1
+
+
 def test_launch_rank_reads_every_launcher(monkeypatch):
     from bamir.features.extraction import launch_rank
 

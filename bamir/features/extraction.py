@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from typing import Any, Mapping
 
 import torch
@@ -51,15 +52,22 @@ def extraction_trainer(cfg: Mapping[str, Any] | None = None, *, progress: bool =
 
     ``cfg`` holds Trainer arguments (``accelerator``, ``devices``, ``num_nodes``,
     ``strategy``, ``precision``...); missing ones default to :data:`LOCAL`. A ``strategy``
-    given as a mapping with ``_target_`` is instantiated.
+    given as a mapping with ``_target_`` is instantiated. ``timeout_min`` (DDP only) is how
+    long a process waits at a barrier for the others: the helpers wait at the last one while
+    rank zero computes the other stages (torch's default is 30 minutes).
     """
     import lightning.pytorch as pl
+    from lightning.pytorch.strategies import DDPStrategy
 
     from bamir.config import instantiate
 
     settings = {**LOCAL, **dict(cfg or {})}
+    timeout_min = settings.pop("timeout_min", None)
+    timeout = {} if timeout_min is None else {"timeout": timedelta(minutes=float(timeout_min))}
     if isinstance(settings.get("strategy"), Mapping):
-        settings["strategy"] = instantiate(dict(settings["strategy"]))
+        settings["strategy"] = instantiate(dict(settings["strategy"]), **timeout)
+    elif settings.get("strategy") == "ddp" and timeout:
+        settings["strategy"] = DDPStrategy(**timeout)
     announcements = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # "GPU available: ..." and tips
     level = announcements.level
     announcements.setLevel(logging.WARNING)
