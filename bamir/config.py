@@ -3,9 +3,10 @@
 Hydra instantiates whatever ``_target_`` a config names; a config from an untrusted source could
 name ``os.system``. :func:`instantiate` refuses any target outside :data:`ALLOWED_TARGETS`.
 
-The resolver ``${task_suffix:}`` is ``""`` in the first process of a run and ``_rank<N>`` in
-process ``N`` started by SLURM (``SLURM_PROCID``) or torchrun (``RANK``): each task of a
-multi-node run logs to its own file in the shared run folder (``conf/hydra/default.yaml``).
+Resolvers: ``${device_count:...}`` (:func:`device_count`), and ``${task_suffix:}``: ``""`` in
+the first process of a run and ``_rank<N>`` in process ``N`` started by SLURM (``SLURM_PROCID``)
+or torchrun (``RANK``), so that each task of a multi-node run logs to its own file in the
+shared run folder (``conf/hydra/default.yaml``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ def task_suffix() -> str:
     return f"_rank{rank}" if rank else ""
 
 
+def device_count(devices: Any, key: str) -> int:
+    """``${device_count:${trainer.devices},trainer.devices}``: a number of devices, for a launcher
+    that must ask the cluster for one task per device before any process can look (SLURM)."""
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    raise ValueError(f"{key}={devices!r}: a SLURM launcher asks for one task per device, so name the "
+                     f"number of devices per node, e.g. {key}=4")
+
+
 OmegaConf.register_new_resolver("task_suffix", task_suffix, replace=True)
+OmegaConf.register_new_resolver("device_count", device_count, replace=True)
 
 #: module prefixes a config's ``_target_`` may name
 ALLOWED_TARGETS = ("bamir.", "torch.", "lightning.", "torchmetrics.", "timm.", "torch_geometric.", "transformers.")

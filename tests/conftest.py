@@ -12,6 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import bamir.cli  # noqa: F401  (registers the configs' resolvers, as every app does)
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 torch.set_num_threads(1)  # the test machine has 2 cores; avoid oversubscription
 

@@ -74,6 +74,15 @@ def test_launchers_compose(launcher, tmp_path):
         assert launcher_cfg["_target_"].endswith("JoblibLauncher") and cfg.hydra.launcher.n_jobs == 2
 
 
+def test_slurm_launcher_needs_a_number_of_devices(tmp_path):
+    """trainer=ddp leaves devices=auto, which SLURM cannot be asked for: the error names the key."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    cfg = compose_config("train", tmp_path, ["hydra/launcher=slurm", "trainer=ddp"])
+    with pytest.raises(InterpolationResolutionError, match=r"trainer.devices='auto'.*e.g. trainer.devices=4"):
+        cfg.hydra.launcher.tasks_per_node
+
+
 def test_prepare_launcher_follows_the_extraction_devices(tmp_path):
     """hydra/launcher=slurm_prepare: one SLURM task per extraction device, on every node."""
     cfg = compose_config("prepare", tmp_path, ["hydra/launcher=slurm_prepare", "features/extraction=ddp",
