@@ -19,7 +19,9 @@ from typing import Any
 import hydra.utils
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+
 def task_suffix() -> str:
+    """``""`` in the first process of a run, ``_rank<N>`` in process ``N`` of SLURM or torchrun."""
     rank = int(os.environ.get("SLURM_PROCID") or os.environ.get("RANK") or 0)
     return f"_rank{rank}" if rank else ""
 
