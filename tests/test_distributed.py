@@ -95,7 +95,7 @@ def test_two_slurm_nodes_on_an_empty_folder_train_like_two_local_processes(tmp_p
     """Two SLURM tasks on two nodes (simulated by srun's variables) start together on an
     empty data folder: one generates and prepares the synthetic dataset while the other
     waits for it, both train as one DDP job, and the metrics equal those of Lightning's own
-    two-process launch on the then-built data (same seed, same world size)."""
+    two-process launch on the then-built data (same seed, same world size), and torchrun's."""
     data, run_dir = tmp_path / "data", tmp_path / "slurm-run"
     args = ["model=bamir_small", "trainer.max_epochs=2", f"paths.data_dir={data}", "trainer=ddp_cpu"]
     nodes = ["trainer.devices=1", "trainer.num_nodes=2", f"hydra.run.dir={run_dir}"]
@@ -114,9 +114,16 @@ def test_two_slurm_nodes_on_an_empty_folder_train_like_two_local_processes(tmp_p
     nodes_metrics = json.loads((run_dir / "metrics.json").read_text())
 
     local, _ = _run("train", args, tmp_path, "synthetic_tiny")
+    elastic_dir = tmp_path / "torchrun-run"  # torchrun starts the processes itself too
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           *_command("train", [*args, f"hydra.run.dir={elastic_dir}"], "synthetic_tiny")[1:]]
+    done = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    elastic_metrics = json.loads((elastic_dir / "metrics.json").read_text())
     for key, value in local.items():
         if not key.startswith("time/"):
             assert nodes_metrics[key] == pytest.approx(value, abs=1e-6), key
+            assert elastic_metrics[key] == pytest.approx(value, abs=1e-6), key
 
 
 # --------------------------------------------------------------------------- feature extraction
