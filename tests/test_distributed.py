@@ -1,4 +1,5 @@
-"""DDP on 2 CPU processes (gloo): training runs end to end; evaluation equals a single process."""
+"""Two CPU processes (gloo): DDP training end to end, evaluation equal to one process, SLURM tasks
+and torchrun on simulated nodes from an empty folder, distributed feature extraction."""
 
 import json
 import os
@@ -20,7 +21,7 @@ def test_eval_shards_cover_every_brand_once():
         assert torch.equal(s.labels, split.labels[s.brands]) and torch.equal(s.hard_negatives, split.hard_negatives[s.brands])
 
 
-def _compare_data_on_rank(rank: int, port: int, fingerprints: list[str], errors) -> None:
+def _compare_data_on_rank(rank: int, port: int, fingerprints: list[str], results) -> None:
     import torch.distributed as dist
 
     from bamir.datamodule import _same_on_every_rank
@@ -28,9 +29,9 @@ def _compare_data_on_rank(rank: int, port: int, fingerprints: list[str], errors)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=len(fingerprints))
     try:
         _same_on_every_rank(fingerprints[rank], "the data of STORE")
-        errors.put((rank, None))
+        results.put((rank, None))
     except RuntimeError as err:
-        errors.put((rank, str(err)))
+        results.put((rank, str(err)))
     finally:
         dist.destroy_process_group()
 
@@ -40,9 +41,9 @@ def test_every_rank_refuses_data_another_rank_does_not_see():
     equal data passes the same check in the SLURM test below."""
     import torch.multiprocessing as mp
 
-    errors = mp.get_context("spawn").SimpleQueue()
-    mp.spawn(_compare_data_on_rank, args=(_free_port(), ["a", "b"], errors), nprocs=2)
-    found = dict(errors.get() for _ in range(2))
+    results = mp.get_context("spawn").SimpleQueue()
+    mp.spawn(_compare_data_on_rank, args=(_free_port(), ["a", "b"], results), nprocs=2)
+    found = dict(results.get() for _ in range(2))
     for rank in (0, 1):
         assert "the data of STORE differs between ranks: ranks [1]" in found[rank]
 
