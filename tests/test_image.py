@@ -149,3 +149,26 @@ def test_account_without_usable_images_is_absent(raw, tmp_path):
     assert "batch_size" not in stage.config() and stage.config()["num_labels"] == 12
     assert SceneStage(**{**TINY_SCENE, "batch_size": 2}).config() == stage.config()
     assert np.isclose(stage.config()["threshold"], 0.1)
+
+
+def test_gpu_check_script_runs_its_decoding_path_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.py (the first step of benchmarks/gpu.sh) compares the device-decoding,
+    bf16 path with the CPU reference; here it runs that path on the CPU, as a session lent a GPU
+    would on CUDA, and both encoders must pass with every odd file's status matched."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    figures = tmp_path / "check.json"
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--amp", "bf16",
+                           "--images", "4", "--json", str(figures)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    rows = [json.loads(line) for line in figures.read_text().splitlines()]
+    assert [r["encoder"] for r in rows] == ["object", "scene"]
+    for row in rows:
+        assert row["statuses_equal"] and row["ok_images"] == 5  # 4 JPEGs and the PNG; 3 files refused
+        assert row["median_correlation"] > 0.995 and row["max_tv"] < 0.01
