@@ -91,6 +91,17 @@ def _slurm_task(rank: int, tasks: int, port: int) -> dict[str, str]:
             "SLURM_LOCALID": "0", "SLURM_NODEID": str(rank), "SLURM_NODELIST": "localhost", "MASTER_PORT": str(port)}
 
 
+def _slurm_job(cmd: list[str], env: dict[str, str], tasks: int, cwd=None) -> list[str]:
+    """Run ``cmd`` as ``tasks`` SLURM tasks of one job on as many (simulated) nodes; their logs."""
+    port = _free_port()
+    jobs = [subprocess.Popen(cmd, env={**env, **_slurm_task(rank, tasks, port)}, cwd=cwd, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in range(tasks)]
+    logs = [job.communicate(timeout=600)[0] for job in jobs]
+    for job, log in zip(jobs, logs):
+        assert job.returncode == 0, log[-4000:]
+    return logs
+
+
 @pytest.mark.slow
 def test_two_slurm_nodes_on_an_empty_folder_train_like_two_local_processes(tmp_path):
     """Two SLURM tasks on two nodes (simulated by srun's variables) start together on an
@@ -100,15 +111,7 @@ def test_two_slurm_nodes_on_an_empty_folder_train_like_two_local_processes(tmp_p
     data, run_dir = tmp_path / "data", tmp_path / "slurm-run"
     args = ["model=bamir_small", "trainer.max_epochs=2", f"paths.data_dir={data}", "trainer=ddp_cpu"]
     nodes = ["trainer.devices=1", "trainer.num_nodes=2", f"hydra.run.dir={run_dir}"]
-    port = _free_port()
-    tasks = [subprocess.Popen(_command("train", [*args, *nodes], "synthetic_tiny"),
-                              env=_env(tmp_path, **_slurm_task(rank, 2, port)), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in range(2)]
-    logs = []
-    for task in tasks:
-        out, _ = task.communicate(timeout=600)
-        assert task.returncode == 0, out[-4000:]
-        logs.append(out)
+    logs = _slurm_job(_command("train", [*args, *nodes], "synthetic_tiny"), _env(tmp_path), tasks=2)
     assert sum("] - [1/6] object: computing" in log for log in logs) == 1, "the store is built once"
     assert all("MEMBER: 2/2" in log or "MEMBER: 1/2" in log for log in logs)
     assert (run_dir / "train.log").is_file() and (run_dir / "train_rank1.log").is_file(), "one log per task"
@@ -207,15 +210,15 @@ def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
               "features.concept=null", "features.object.shard_size=3", "features.scene.shard_size=3",
               "features.object.num_workers=0", "features.scene.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
 
-    def prepare(store, extraction, tasks=1):
+    def prepare(store, extraction, tasks=None):
         cmd = [sys.executable, "-m", "bamir.cli.prepare", f"store_root={store}", *extraction, *common]
-        port = _free_port()
-        jobs = [subprocess.Popen(cmd, env={**env, **(_slurm_task(rank, tasks, port) if tasks > 1 else {})},
-                                 cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-                for rank in range(tasks)]
-        logs = [job.communicate(timeout=600)[0] for job in jobs]
-        for job, log in zip(jobs, logs):
-            assert job.returncode == 0, log[-4000:]
+        if tasks:
+            logs = _slurm_job(cmd, env, tasks, cwd=tmp_path)
+        else:
+            done = subprocess.run(cmd, env=env, cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  timeout=600)
+            assert done.returncode == 0, done.stdout[-4000:]
+            logs = [done.stdout]
         return FeatureStore(store), "".join(logs)
 
     one, _ = prepare(tmp_path / "one", ["features/extraction=local"])

@@ -528,8 +528,7 @@ class ShardAccumulator:
         for s in shard_of.unique().tolist():
             mask = shard_of == s
             if s not in self.pools:
-                self.pools[s] = Pool(self.size, self.classes, self.pooling, self.threshold, self.device)
-                self.stats[s] = {"posts_with_image": 0, "images_ok": 0, MISSING: 0, CORRUPT: 0}
+                self._open(s)
             ok = mask & (status == OK)
             if ok.any():
                 self.pools[s].add(rows[ok] - s * self.size, probs[ok.to(probs.device)])
@@ -542,9 +541,14 @@ class ShardAccumulator:
             if self.remaining[s] == 0:
                 self._close(s)
 
+    def _open(self, s: int) -> None:
+        self.pools[s] = Pool(self.size, self.classes, self.pooling, self.threshold, self.device)
+        self.stats[s] = {"posts_with_image": 0, "images_ok": 0, MISSING: 0, CORRUPT: 0}
+
     def _close(self, s: int) -> None:
-        pool = self.pools.pop(s, None) or Pool(self.size, self.classes, self.pooling, self.threshold, self.device)
-        st = self.stats.pop(s, None) or {"posts_with_image": 0, "images_ok": 0, MISSING: 0, CORRUPT: 0}
+        if s not in self.pools:  # a shard without images
+            self._open(s)
+        pool, st = self.pools.pop(s), self.stats.pop(s)
         features, present = pool.result()
         meta = {"counts": {"posts_with_image": st["posts_with_image"], "images_ok": st["images_ok"],
                            "accounts_uniform": pool.below_threshold()},

@@ -115,7 +115,8 @@ class MirModel(RankingModule):
         self.output = nn.Linear(rank, embed_dim)
         self.embed_dim = embed_dim
         # the standardisation, fitted at the first attach and kept in checkpoints
-        for name in sorted({m for names in self.inputs.values() for m in names}):
+        self.input_modalities = sorted({m for names in self.inputs.values() for m in names})
+        for name in self.input_modalities:
             self.register_buffer(f"mean_{name}", torch.zeros(input_dims[name]))
             self.register_buffer(f"scale_{name}", torch.ones(input_dims[name]))
         self.register_buffer("standardization_fitted", torch.tensor(False))
@@ -126,7 +127,7 @@ class MirModel(RankingModule):
         super().attach_features(features)
         if bool(self.standardization_fitted):
             return
-        for name in (m for names in self.inputs.values() for m in names):
+        for name in self.input_modalities:
             x = features[name].float()
             getattr(self, f"mean_{name}").copy_(x.mean(0))
             getattr(self, f"scale_{name}").copy_(x.std(0).clamp_min(1e-6).reciprocal())
