@@ -90,3 +90,17 @@ def test_prepare_launcher_follows_the_extraction_devices(tmp_path):
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert (cfg.hydra.launcher.nodes, cfg.hydra.launcher.tasks_per_node, cfg.hydra.launcher.gpus_per_node) == (2, 8, 8)
     assert cfg.features.extraction.strategy == "ddp"
+
+
+def test_run_logs_one_file_per_task_without_gensim_chatter(tmp_path, monkeypatch):
+    """The job logging Hydra applies: gensim at WARNING (LDA's per-pass INFO lines out), and a log
+    file per task of a multi-node run (rank 0 keeps train.log)."""
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("SLURM_PROCID", raising=False)
+    cfg = compose_config("train", tmp_path)
+    logging_cfg = cfg.hydra.job_logging
+    assert logging_cfg.loggers.gensim.level == "WARNING"
+    job = cfg.hydra.job.name  # "train" in the app, the caller's module name when composed here
+    assert logging_cfg.handlers.file.filename == str(tmp_path / "run" / f"{job}.log")
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    assert logging_cfg.handlers.file.filename == str(tmp_path / "run" / f"{job}_rank1.log")
