@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,9 @@ def check_output_dir(path: str | Path, min_free_mb: float = 100.0) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
+        # a probe of this process's own: the tasks of a multi-node run check one shared folder at once
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
     except OSError as err:
         raise OSError(f"output folder {path} is not writable ({err.strerror or err}); "
                       "set paths.root_dir or BAMIR_ROOT to a writable place") from err
