@@ -149,3 +149,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule)
         metrics.update(trainer.callback_metrics)
     return _report(metrics, Path(cfg.paths.output_dir), trainer)
+
+
+def train_task(cfg: DictConfig) -> float | None:
+    """``bamir-train``'s job: :func:`train`, then the value sweepers optimise."""
+    metrics = train(cfg)
+    return metrics.get(cfg.get("optimized_metric"))
+
+
+def evaluate_task(cfg: DictConfig) -> None:
+    """``bamir-eval``'s job: :func:`evaluate`."""
+    evaluate(cfg)

@@ -4,12 +4,13 @@ import hydra
 from omegaconf import DictConfig
 
 from bamir.cli import CONFIG_DIR
-from bamir.train import evaluate
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    from bamir.train import evaluate_task  # after Hydra has parsed the command line: --help stays fast
+
+    evaluate_task(cfg)
 
 
 if __name__ == "__main__":

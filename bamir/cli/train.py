@@ -4,13 +4,13 @@ import hydra
 from omegaconf import DictConfig
 
 from bamir.cli import CONFIG_DIR
-from bamir.train import train
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
-    return metrics.get(cfg.get("optimized_metric"))  # read by sweepers
+    from bamir.train import train_task  # after Hydra has parsed the command line: --help stays fast
+
+    return train_task(cfg)  # the run's best validation value of optimized_metric, read by sweepers
 
 
 if __name__ == "__main__":
