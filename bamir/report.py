@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
-#: display order of the ranking metrics (METHOD.md section 2)
-METRIC_ORDER = ("auc_global", "auc_brand", "auc_pairs", "cauc", "recall@10", "recall@50", "mrr", "map", "medr",
-                "ndcg@10", "n_queries")
+from typing import Any
+
+from bamir.metric_names import display_order
 
 
-def metric_table(metrics: dict[str, float | None]) -> str:
-    """A Markdown table: one row per split prefix (val, test), one column per ranking metric."""
-    splits: dict[str, dict[str, float | None]] = {}
+def metric_rows(metrics: dict[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Columns and ``(split, formatted cells)`` rows of the ranking metrics in ``metrics``.
+
+    Keys are ``<split>/<metric>``; a key ``best/epoch`` (the evaluated checkpoint's epoch) labels every
+    row ``<split> (epoch N)``, so a reader sees which weights each row describes.
+    """
+    splits: dict[str, dict[str, Any]] = {}
     for key, value in metrics.items():
         prefix, _, name = key.partition("/")
-        if name in METRIC_ORDER:
+        if name and display_order([name]):
             splits.setdefault(prefix, {})[name] = value
-    if not splits:
-        return "(no ranking metrics)"
-    columns = [m for m in METRIC_ORDER if any(m in row for row in splits.values())]
-    lines = ["| split | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    columns = display_order({m for row in splits.values() for m in row})
+    epoch = metrics.get("best/epoch")
+    rows = []
     for split, row in splits.items():
         cells = []
         for m in columns:
             v = row.get(m)
             cells.append("" if v is None else (f"{v:.0f}" if m in ("medr", "n_queries") else f"{v:.3f}"))
-        lines.append(f"| {split} | " + " | ".join(cells) + " |")
+        rows.append((split if epoch is None else f"{split} (epoch {int(epoch)})", cells))
+    return columns, rows
+
+
+def metric_table(metrics: dict[str, Any]) -> str:
+    """A Markdown table: one row per split prefix (val, test), one column per ranking metric."""
+    columns, rows = metric_rows(metrics)
+    if not rows:
+        return "(no ranking metrics)"
+    lines = ["| split | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {split} | " + " | ".join(cells) + " |" for split, cells in rows]
     return "\n".join(lines)

@@ -93,7 +93,7 @@ class Thumbnails:
 # --------------------------------------------------------------------------- the training run
 def run_metrics(run_dir: Path | None) -> dict[str, Any] | None:
     """``{"columns": [...], "rows": [(split, [values...])]}`` from the run's ``metrics.json``."""
-    from bamir.report import METRIC_ORDER
+    from bamir.report import metric_rows
 
     if run_dir is None or not (run_dir / "metrics.json").is_file():
         return None
@@ -101,22 +101,8 @@ def run_metrics(run_dir: Path | None) -> dict[str, Any] | None:
         metrics = json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    splits: dict[str, dict[str, Any]] = {}
-    for key, value in metrics.items():
-        prefix, _, name = key.partition("/")
-        if name in METRIC_ORDER:
-            splits.setdefault(prefix, {})[name] = value
-    if not splits:
-        return None
-    columns = [m for m in METRIC_ORDER if any(m in row for row in splits.values())]
-    rows = []
-    for split, row in splits.items():
-        cells = []
-        for m in columns:
-            v = row.get(m)
-            cells.append("" if v is None else (f"{v:.0f}" if m in ("medr", "n_queries") else f"{v:.3f}"))
-        rows.append((split, cells))
-    return {"columns": columns, "rows": rows}
+    columns, rows = metric_rows(metrics)
+    return {"columns": columns, "rows": rows} if rows else None
 
 
 def run_plots(run_dir: Path | None, max_files: int = 6) -> list[dict[str, str]]:
@@ -141,7 +127,8 @@ def _learning_curves(path: Path) -> dict[str, str] | None:
         return None
     if "epoch" not in frame:
         return None
-    wanted = [c for c in frame.columns if c == "train/loss" or c.startswith("val/auc") or c in ("val/mrr", "val/map")]
+    wanted = [c for c in frame.columns if c == "train/loss" or c in ("val/mrr", "val/map")
+              or (c.startswith("val/auc") and not c.endswith("_best"))]
     if not wanted:
         return None
     import matplotlib

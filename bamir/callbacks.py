@@ -1,0 +1,68 @@
+"""Lightning callbacks of bamir's runs (``conf/callbacks``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from bamir.metric_names import metric_names
+from bamir.metric_names import mode as metric_mode
+
+
+class BestValidation(L.Callback):
+    """The best validation epoch, where a dashboard looks for it.
+
+    - every W&B logger summarises each ``val/<metric>`` by its best value over the epochs
+      (``define_metric``: the maximum, the minimum for MedR) instead of the last one;
+    - after each validation epoch of a fit, ``<monitor>_best`` (the best value of ``monitor``
+      so far) is logged and put into ``trainer.callback_metrics``; it is kept in checkpoints,
+      so a resumed run continues from the best of the epochs before the interruption.
+
+    Args:
+        monitor: the metric that picks the best checkpoint (``optimized_metric``).
+        mode: ``max`` or ``min``; default: the metric's own direction.
+    """
+
+    def __init__(self, monitor: str, mode: str | None = None):
+        self.monitor = monitor
+        self.mode = mode or metric_mode(monitor)
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.monitor}_best"
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from lightning.pytorch.loggers import WandbLogger
+
+        metrics = getattr(pl_module, "val_metrics", None)
+        names = metric_names(getattr(metrics, "ks", ()), getattr(metrics, "ndcg_ks", ())) if metrics else ()
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+                run = logger.experiment
+                for name in names:
+                    run.define_metric(f"val/{name}", summary=metric_mode(name))
+                run.define_metric(self.key, summary=self.mode)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            return
+        value = float(value)
+        if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
+            self.best, self.best_epoch = value, trainer.current_epoch
+        trainer.callback_metrics[self.key] = torch.tensor(self.best)
+        for logger in trainer.loggers:
+            logger.log_metrics({self.key: self.best}, step=trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state_dict.get("best"), state_dict.get("best_epoch")
+

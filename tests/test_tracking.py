@@ -1,0 +1,128 @@
+"""What a job records: one W&B run per Hydra job, the best epoch in every report, a quiet console."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import open_dict
+
+from tests.conftest import compose_config
+from tests.wandb_records import run_summary
+
+SWEEP = ["dataset=planted_tiny", "model=cosine,random", "seed=1,2", "logger=wandb", "trainer=cpu",
+         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def _sweep(tmp_path: Path, shared_data: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "bamir.cli.train", "-m", *SWEEP, f"paths.root_dir={tmp_path}",
+           f"paths.data_dir={shared_data}", *extra]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_sweep_makes_one_wandb_run_per_job_in_one_group(tmp_path, shared_data, planted_store, launcher):
+    extra = ["hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
+    _sweep(tmp_path, shared_data, *extra)
+    files = sorted((tmp_path / "outputs" / "train" / "multiruns").glob("*/*/wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 4, files
+    runs = [run_summary(f) for f in files]
+    assert len({r["group"] for r in runs}) == 1 and runs[0]["group"].startswith("train-")
+    assert len({r["name"] for r in runs}) == 4
+    assert {r["job_type"] for r in runs} == {"train"}
+    jobs = set()
+    for path, run in zip(files, runs):
+        job_dir = path.parents[2]
+        assert run["exit_code"] == 0
+        # each run holds its own job's config, and its name says which job it is
+        model, seed = run["config"]["model"]["_target_"], run["config"]["seed"]
+        kind = "cosine" if "Cosine" in model else "random"
+        assert f"model={kind}" in run["name"] and f"seed={seed}" in run["name"]
+        saved = (job_dir / ".hydra" / "overrides.yaml").read_text()
+        assert f"model={kind}" in saved and f"seed={seed}" in saved
+        jobs.add((kind, seed))
+    assert jobs == {("cosine", 1), ("cosine", 2), ("random", 1), ("random", 2)}
+
+
+def _train_cfg(tmp_path, shared_data, *overrides):
+    cfg = compose_config("train", tmp_path, list(overrides))
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(shared_data)
+    return cfg
+
+
+def test_a_failed_job_finishes_its_wandb_run(tmp_path, shared_data, planted_store, monkeypatch):
+    import wandb
+
+    from bamir.train import train_task
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = _train_cfg(tmp_path, shared_data, "logger=wandb", f"ckpt_path={tmp_path / 'missing.ckpt'}")
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        train_task(cfg)
+    assert wandb.run is None, "the failed job's run is finished: the next job of a sweep gets its own"
+    (run_file,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
+    assert run_summary(run_file)["exit_code"] == 1
+
+
+def test_the_best_epoch_everywhere(tmp_path, shared_data, planted_store, monkeypatch):
+    """Validation and test rows describe the best checkpoint; W&B summarises each val metric by its best."""
+    import pandas as pd
+    import torch
+
+    from bamir.train import train_task
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = _train_cfg(tmp_path, shared_data, "logger=default", "trainer.max_epochs=4")
+    value = train_task(cfg)
+    run = tmp_path / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    history = pd.read_csv(run / "csv" / "metrics.csv")
+    per_epoch = history.dropna(subset=["val/auc_global"]).groupby("epoch")["val/auc_global"].first()
+    fitted = per_epoch.iloc[:4]  # the epochs of the fit (the best checkpoint's validation comes after)
+    (best_ckpt,) = (run / "checkpoints").glob("best-*.ckpt")
+    best_epoch = torch.load(best_ckpt, weights_only=True)["epoch"]
+    assert metrics["best/epoch"] == best_epoch == int(fitted.idxmax())
+    assert value == pytest.approx(fitted.max()) == pytest.approx(metrics["val/auc_global"])
+    assert metrics["val/auc_global_best"] == pytest.approx(fitted.max())
+    if best_epoch != len(fitted) - 1:  # the last epoch is not the best: its values must not be reported
+        assert metrics["val/auc_global"] != pytest.approx(fitted.iloc[-1])
+    (run_file,) = (run / "wandb").glob("offline-run-*/run-*.wandb")
+    record = run_summary(run_file)
+    assert record["metrics"]["val/auc_global"] == ["max"] and record["metrics"]["val/medr"] == ["min"]
+    assert record["summary"]["val/auc_global"]["max"] == pytest.approx(fitted.max())
+    assert record["summary"]["best/epoch"] == best_epoch
+
+
+def test_a_misspelt_optimized_metric_is_refused_before_any_work(tmp_path, shared_data):
+    from bamir.train import optimized_value, train
+
+    cfg = _train_cfg(tmp_path, shared_data, "optimized_metric=val/auc_globl")
+    with pytest.raises(ValueError, match=r"val/auc_globl.*val/auc_global, val/auc_brand"):
+        train(cfg)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    with pytest.raises(KeyError, match=r"'val/cauc' is undefined \(NaN\).*val/auc_global"):
+        optimized_value("val/cauc", {"val/auc_global": 0.7, "val/cauc": None})
+
+
+def test_the_console_shows_one_table_and_no_third_party_warning(tmp_path, shared_data, planted_store):
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    cmd = [sys.executable, "-m", "bamir.cli.train", "dataset=planted_tiny", "model=bamir_small", "trainer=cpu",
+           "trainer.max_epochs=2", f"paths.root_dir={tmp_path}", f"paths.data_dir={shared_data}"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    console = done.stdout + done.stderr
+    assert console.count("| split |") == 1, console
+    assert "(epoch " in console
+    for noise in ("Warning", "warn(", "💡", "anonymous", "Run history"):
+        assert noise not in console, noise
+    lines = [line.split("] - ", 1)[-1] for line in console.splitlines() if "GPU available" in line]
+    assert len(lines) == 1, "Lightning's lines are printed once"
