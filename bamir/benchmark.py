@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -485,14 +484,14 @@ def run_specs(cfg: DictConfig) -> list[RunSpec]:
 
 
 def _compose_train(overrides: list[str], config_name: str = "train") -> DictConfig:
-    from hydra import compose, initialize_config_dir
+    from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from bamir.cli import CONFIG_DIR
+    from bamir.config import CONFIG_MODULE
 
     if GlobalHydra.instance().is_initialized():
         return compose(config_name=config_name, overrides=overrides)
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+    with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
         return compose(config_name=config_name, overrides=overrides)
 
 
@@ -507,8 +506,9 @@ def _override_list(value) -> list[str]:
 
 def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path) -> DictConfig:
     """The ``train`` config of one run: ``model=`` and ``seed=``, then ``common``, ``overrides`` and the
-    run's own overrides; the benchmark's dataset and paths, output in ``output_dir``, and the
-    :class:`ScoreRecorder` callback for the benchmark's ``split``."""
+    run's own overrides; the benchmark's dataset and paths, output in ``output_dir``, the
+    :class:`ScoreRecorder` callback for the benchmark's ``split``, and a W&B run named
+    ``<row> seed=<seed>`` in the benchmark's group when the benchmark logs to W&B (none otherwise)."""
     overrides = ([f"model={spec.model}"] if spec.model else []) + [f"seed={seed}"]
     overrides += _override_list(cfg.get("common")) + _override_list(cfg.get("overrides"))
     overrides += spec.overrides
@@ -528,7 +528,18 @@ def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path) -> 
         mode = (run.callbacks.get("model_checkpoint") or {}).get("mode", "max")
         run.callbacks.scores = {"_target_": "bamir.benchmark.ScoreRecorder", "path": str(output_dir / "scores.pt"),
                                 "split": split, "monitor": monitor, "mode": mode}
+        if (run.get("logger") or {}).get("wandb") is not None:
+            if _wandb_node(cfg) is None:
+                run.logger.wandb = None  # the benchmark logs nothing to W&B: neither do its runs
+            else:
+                run.logger.wandb.update(group=wandb_group(cfg), name=f"{spec.name} seed={seed}", job_type="train",
+                                        tags=[*cfg.get("tags", []), spec.name])
     return run
+
+
+def wandb_group(cfg: DictConfig) -> str:
+    """The W&B group of a benchmark: its runs and its summary run (``benchmark-<run folder>``)."""
+    return f"{cfg.task_name}-{Path(cfg.paths.output_dir).name}"
 
 
 def _unavailable_errors() -> tuple[type[BaseException], ...]:
@@ -539,7 +550,7 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 
 def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list[RunScores]], list[dict[str, Any]]]:
     """Train and test every run spec for every seed; returns the score matrices and a log of the runs."""
-    from bamir.train import train
+    from bamir.train import job_run, train
 
     split = str(cfg.get("split", "test"))
     results: dict[str, list[RunScores]] = {}
@@ -552,7 +563,8 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list[RunS
             log.info("benchmark: %s seed %s (%s)", spec.name, seed, " ".join(spec.overrides) or "no overrides")
             start = time.perf_counter()
             try:
-                metrics = train(run_cfg)
+                with job_run():
+                    metrics = train(run_cfg)
             except _unavailable_errors() as err:
                 if not cfg.get("skip_unavailable", True):
                     raise
@@ -570,32 +582,31 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list[RunS
     return {k: v for k, v in results.items() if v}, records
 
 
-def _wandb_logger(cfg: DictConfig):
+def _wandb_node(cfg: DictConfig) -> DictConfig | None:
+    """The benchmark's W&B logger config, if it has one."""
     for node in (cfg.get("logger") or {}).values():
         if node is not None and "wandb" in str(node.get("_target_", "")).lower():
-            from hydra.utils import instantiate
-
-            Path(str(node.get("save_dir", "."))).mkdir(parents=True, exist_ok=True)
-            # WandbLogger(offline=True) sets WANDB_MODE=dryrun in os.environ when it starts its run, which
-            # would beat the environment: honour WANDB_MODE=disabled (the tests) explicitly, without offline
-            disabled = os.environ.get("WANDB_MODE") == "disabled"
-            extra = {"mode": "disabled", "offline": False} if disabled else {}
-            return instantiate(node, **extra)
+            return node
     return None
 
 
 def log_to_wandb(cfg: DictConfig, table: pd.DataFrame, plots: dict[str, Path]) -> bool:
-    """Log the table (``wandb.Table``) and the plots (``wandb.Image``) when a W&B logger is configured."""
-    logger = _wandb_logger(cfg)
-    if logger is None:
+    """The benchmark's summary run, in the group of its (model, seed) runs: its config, the table
+    (``wandb.Table``) and the plots (``wandb.Image``); when a W&B logger is configured."""
+    node = _wandb_node(cfg)
+    if node is None:
         return False
     import wandb
 
-    run = logger.experiment
+    from bamir.config import instantiate
+
+    Path(str(node.get("save_dir", "."))).mkdir(parents=True, exist_ok=True)
+    logger = instantiate(node, group=wandb_group(cfg), name="summary", job_type=str(cfg.task_name))
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     payload: dict[str, Any] = {"benchmark/table": wandb.Table(dataframe=table)}
     payload.update({f"benchmark/{name}": wandb.Image(str(path)) for name, path in plots.items()})
-    run.log(payload)
-    run.finish()
+    logger.experiment.log(payload)
+    logger.experiment.finish()
     return True
 
 

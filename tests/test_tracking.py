@@ -126,3 +126,24 @@ def test_the_console_shows_one_table_and_no_third_party_warning(tmp_path, shared
         assert noise not in console, noise
     lines = [line.split("] - ", 1)[-1] for line in console.splitlines() if "GPU available" in line]
     assert len(lines) == 1, "Lightning's lines are printed once"
+
+
+def test_a_benchmark_logs_each_run_and_a_summary_into_one_group(tmp_path, shared_data, planted_store, monkeypatch):
+    from bamir.benchmark import run_benchmark
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose_config("benchmark", tmp_path, [
+        "dataset=planted_tiny", "suite=none", "models=[random,cosine]", "seeds=[0,1]", 'overrides=["trainer=cpu"]',
+        "bootstrap.samples=100", "logger=wandb"], fast=False)
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(shared_data)
+    out = run_benchmark(cfg)["output_dir"]
+    runs = [run_summary(f) for f in sorted(out.glob("**/offline-run-*/run-*.wandb"))]
+    assert len({r["group"] for r in runs}) == 1
+    assert sorted(r["name"] for r in runs) == ["cosine seed=0", "cosine seed=1", "random seed=0", "random seed=1",
+                                               "summary"]
+    summary = next(r for r in runs if r["name"] == "summary")
+    assert summary["job_type"] == "benchmark" and summary["config"]["models"] == ["random", "cosine"]
+    logged = {key for row in summary["history"] for key in row}
+    for item in ("benchmark/table", "benchmark/recall_at_k", "benchmark/category_auc"):
+        assert any(key.startswith(item) for key in logged), item
