@@ -1,4 +1,7 @@
-"""Config helpers: instantiation restricted to known packages, output-folder checks, resolvers.
+"""Config helpers: where the configs are, instantiation restricted to known packages, output-folder checks, resolvers.
+
+The configs are the repository's ``conf/``, installed as the package ``bamir.conf``
+(:data:`CONFIG_MODULE`, mapped in setup.py): an editable install and a wheel find them alike.
 
 Hydra instantiates whatever ``_target_`` a config names; a config from an untrusted source could
 name ``os.system``. :func:`instantiate` refuses any target outside :data:`ALLOWED_TARGETS`.
@@ -19,6 +22,9 @@ from typing import Any
 
 import hydra.utils
 from omegaconf import DictConfig, ListConfig, OmegaConf
+
+#: the package holding the Hydra configs (``conf/``): ``pkg://bamir.conf`` for ``hydra.main``
+CONFIG_MODULE = "bamir.conf"
 
 
 def task_suffix() -> str:

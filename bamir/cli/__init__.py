@@ -1,11 +1,9 @@
 """Command-line entry points, one small module per Hydra app.
 
-``CONFIG_DIR`` is absolute: Hydra resolves a relative ``config_path`` against the package
-when an app starts from a console script, and the configs live in the project's ``conf/``.
+``CONFIG_DIR`` is Hydra's search path of the configs: the package :data:`bamir.config.CONFIG_MODULE`.
+Nothing here imports torch or lightning: ``--help``, ``--cfg`` and shell completion stay fast.
 """
 
-from pathlib import Path
+from bamir.config import CONFIG_MODULE  # also registers the configs' resolvers before Hydra composes them
 
-import bamir.config  # noqa: F401  (registers the configs' resolvers before Hydra composes them)
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_DIR = f"pkg://{CONFIG_MODULE}"

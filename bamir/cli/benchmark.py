@@ -8,12 +8,13 @@
 import hydra
 from omegaconf import DictConfig
 
-from bamir.benchmark import run_benchmark
 from bamir.cli import CONFIG_DIR
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="benchmark")
 def main(cfg: DictConfig) -> None:
+    from bamir.benchmark import run_benchmark  # after Hydra has parsed the command line: --help stays fast
+
     run_benchmark(cfg)
 
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from bamir.data.release import ReleaseError, import_release
-from bamir.features.store import FeatureStore
-
-# An absolute path, not "../../conf": when main() runs from the console script, the calling
-# module is imported (not __main__), and Hydra resolves a relative config_path against the
-# *package* (pkg://bamir.cli/../../conf = a module named "conf"), which does not exist.
 from bamir.cli import CONFIG_DIR
+
+if TYPE_CHECKING:
+    from bamir.features.store import FeatureStore
 
 
 def summary(store: FeatureStore, seconds: float | None = None) -> str:
@@ -60,6 +57,10 @@ def summary(store: FeatureStore, seconds: float | None = None) -> str:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="import_release", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    import torch
+
+    from bamir.data.release import ReleaseError, import_release
+
     if OmegaConf.is_missing(cfg, "src"):
         print("usage: bamir-import-release src=PATH/train_test_split [dst=PATH/store]", file=sys.stderr)
         sys.exit(2)

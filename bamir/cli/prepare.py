@@ -13,13 +13,14 @@ import hydra
 from omegaconf import DictConfig
 
 from bamir.cli import CONFIG_DIR
-from bamir.features.pipeline import prepare
 
 log = logging.getLogger("bamir.prepare")
 
 
 def run(cfg: DictConfig):
     """Prepare the store described by ``cfg`` (composed from conf/prepare.yaml); returns it."""
+    from bamir.features.pipeline import prepare
+
     report: dict = {}
     store = prepare(cfg.raw_root, cfg.store_root, cfg.features, split=cfg.split,
                     progress=bool(cfg.get("progress", True)), report=report)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bamir.cli import CONFIG_DIR
@@ -27,6 +26,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
     """Run the ranking app on a composed ``conf/rank.yaml``; returns what ``ranking.json`` holds."""
     import lightning as L
     import pandas as pd
+    import torch
 
     from bamir.config import check_output_dir
     from bamir.models.base import RankingModule, load_checkpoint
@@ -151,6 +151,8 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _device(cfg: DictConfig) -> str:
+    import torch
+
     device = cfg.search.get("device", "auto")
     return ("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else str(device)
 
