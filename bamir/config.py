@@ -4,7 +4,9 @@ The configs are the repository's ``conf/``, installed as the package ``bamir.con
 (:data:`CONFIG_MODULE`, mapped in setup.py): an editable install and a wheel find them alike.
 
 Hydra instantiates whatever ``_target_`` a config names; a config from an untrusted source could
-name ``os.system``. :func:`instantiate` refuses any target outside :data:`ALLOWED_TARGETS`.
+name ``os.system``. :func:`instantiate` refuses any target outside :data:`ALLOWED_TARGETS` and the
+modules that the job's config key ``allowed_targets`` lists (applied by :class:`AllowedTargets`
+when the job starts, ``conf/hydra/allowed_targets.yaml``; a config loaded later cannot widen it).
 
 Resolvers: ``${device_count:...}`` (:func:`device_count`), and ``${task_suffix:}``: ``""`` in
 the first process of a run and ``_rank<N>`` in process ``N`` started by SLURM (``SLURM_PROCID``)
@@ -17,10 +19,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import hydra.utils
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 #: the package holding the Hydra configs (``conf/``): ``pkg://bamir.conf`` for ``hydra.main``
@@ -45,8 +49,28 @@ def device_count(devices: Any, key: str) -> int:
 OmegaConf.register_new_resolver("task_suffix", task_suffix, replace=True)
 OmegaConf.register_new_resolver("device_count", device_count, replace=True)
 
-#: module prefixes a config's ``_target_`` may name
+#: module prefixes a config's ``_target_`` may name; the config key ``allowed_targets`` adds a job's own
 ALLOWED_TARGETS = ("bamir.", "torch.", "lightning.", "torchmetrics.", "timm.", "torch_geometric.", "transformers.")
+_job_targets: tuple[str, ...] = ()
+
+
+def allow_targets(modules: Iterable[str] | str | None) -> None:
+    """Allow targets in these modules too (``wandb`` or ``wandb.``), instead of the previous job's."""
+    global _job_targets
+    modules = [modules] if isinstance(modules, str) else modules or ()
+    _job_targets = tuple(m if m.endswith(".") else f"{m}." for m in map(str, modules))
+
+
+def allowed_targets() -> tuple[str, ...]:
+    """The module prefixes a ``_target_`` may start with in this job."""
+    return ALLOWED_TARGETS + _job_targets
+
+
+class AllowedTargets(Callback):
+    """Hydra callback: each job (of every app, of every sweep) starts with its config's ``allowed_targets``."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        allow_targets(config.get("allowed_targets"))
 
 
 def check_targets(cfg: Any, where: str = "") -> None:
@@ -57,10 +81,11 @@ def check_targets(cfg: Any, where: str = "") -> None:
             path = f"{where}.{key}" if where else str(key)
             if key == "_target_":
                 target = str(value)
-                if not target.startswith(ALLOWED_TARGETS):
+                if not target.startswith(allowed_targets()):
                     raise ValueError(
-                        f"config key {path}: target {target!r} is not allowed; "
-                        f"targets must start with one of {ALLOWED_TARGETS}"
+                        f"config key {path}: target {target!r} is not allowed; targets must start with one of "
+                        f"{allowed_targets()}; to allow a module, list it in the config key allowed_targets, "
+                        f"e.g. 'allowed_targets=[{target.rpartition('.')[0] or target}]'"
                     )
             else:
                 check_targets(value, path)

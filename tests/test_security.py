@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bamir.config import check_targets, instantiate
+from bamir.config import ALLOWED_TARGETS, AllowedTargets, allow_targets, allowed_targets, check_targets, instantiate
 
 PACKAGE = Path(__file__).parents[1] / "bamir"
 
@@ -57,3 +57,46 @@ def test_every_shipped_config_names_allowed_targets_only():
     conf = Path(__file__).parents[1] / "conf"
     for path in conf.rglob("*.yaml"):
         check_targets(OmegaConf.load(path), where=str(path.relative_to(conf)))
+
+
+@pytest.fixture
+def job_targets():
+    """Leave the next test with bamir's own targets only."""
+    yield
+    allow_targets(None)
+
+
+def test_allowed_targets_lets_a_job_name_its_own_modules(job_targets):
+    mine = {"callbacks": {"mark": {"_target_": "my_callbacks.Mark"}}}
+    with pytest.raises(ValueError, match=r"callbacks\.mark\._target_: target 'my_callbacks\.Mark' is not allowed;"
+                                         r".* config key allowed_targets, e.g. 'allowed_targets=\[my_callbacks\]'"):
+        check_targets(mine)
+    allow_targets(["my_callbacks", "wandb."])
+    assert allowed_targets() == (*ALLOWED_TARGETS, "my_callbacks.", "wandb.")
+    check_targets(mine)
+    check_targets({"_target_": "wandb.sdk.Settings"})
+    with pytest.raises(ValueError, match="my_callbacks_too.Mark"):  # a module, not any name that starts alike
+        check_targets({"_target_": "my_callbacks_too.Mark"})
+    allow_targets("my_callbacks")  # one module, not a list
+    with pytest.raises(ValueError, match="wandb"):
+        check_targets({"_target_": "wandb.sdk.Settings"})
+    allow_targets(None)
+    with pytest.raises(ValueError, match="allowed_targets"):
+        check_targets(mine)
+
+
+@pytest.mark.parametrize("app", ["train", "eval", "rank", "prepare", "benchmark"])
+def test_every_app_applies_its_allowed_targets_at_job_start(app, tmp_path, job_targets):
+    """Each app's config has the key and the Hydra callback that applies it when a job starts,
+    replacing the previous job's (the jobs of a sweep may share a process)."""
+    from tests.conftest import compose_config
+
+    assert compose_config(app, tmp_path, fast=False).allowed_targets == []
+    cfg = compose_config(app, tmp_path, ["allowed_targets=[my_callbacks]"], fast=False)
+    callback = instantiate(cfg.hydra.callbacks.allowed_targets)
+    assert isinstance(callback, AllowedTargets)
+    callback.on_job_start(config=cfg)
+    check_targets({"_target_": "my_callbacks.Mark"})
+    callback.on_job_start(config=compose_config(app, tmp_path, fast=False))
+    with pytest.raises(ValueError, match="allowed_targets"):
+        check_targets({"_target_": "my_callbacks.Mark"})

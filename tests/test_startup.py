@@ -1,0 +1,29 @@
+"""No app imports torch or lightning before Hydra has parsed its command line: ``--help``, ``--cfg``
+and shell completion answer in about the time Hydra itself takes (benchmarks/startup.py times them)."""
+
+import os
+import subprocess
+import sys
+
+SCRIPT = """
+import contextlib, importlib, io, pkgutil, sys
+import bamir.cli
+for module in pkgutil.iter_modules(bamir.cli.__path__):
+    importlib.import_module(f"bamir.cli.{module.name}")
+from hydra import compose, initialize_config_module
+from bamir.config import CONFIG_MODULE
+with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
+    compose("train", overrides=["debug=fdr", "hparams_search=optuna"], return_hydra_config=True)
+for argv in (["--help"], ["--cfg", "job"], ["-sc", "query=bash"]):  # completion reads COMP_LINE
+    sys.argv = ["bamir-train", *argv]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        bamir.cli.train.main()
+print(sorted({name.split(".")[0] for name in sys.modules} & {"torch", "lightning", "pytorch_lightning"}))
+"""
+
+
+def test_the_apps_start_without_torch_or_lightning():
+    env = {**os.environ, "COMP_LINE": "bamir-train model=ba"}
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]
