@@ -486,7 +486,7 @@ class Ranker:
                     log.info("search.method=auto: approximate faiss IVF search for %d brands x %d candidates "
                              "(set search.method=exact for exact top-k)", len(brands), len(index))
             if method == "exact":
-                chunk = self.candidate_chunk or auto_candidate_chunk(index.keys.device, len(brands), self.brand_chunk)
+                chunk = self.candidate_block(index.keys.device, len(brands))
                 keys = index.keys
                 if self.compute_dtype is not None and keys.dtype != self.compute_dtype:
                     keys = index.low_precision(self.compute_dtype)
@@ -508,6 +508,10 @@ class Ranker:
         ranking.pool_size = len(index)
         ranking.seconds = time.perf_counter() - start
         return ranking
+
+    def candidate_block(self, device: torch.device, brands: int) -> int:
+        """Candidates per score block: ``candidate_chunk``, or :func:`auto_candidate_chunk` when it is None."""
+        return self.candidate_chunk or auto_candidate_chunk(device, brands, self.brand_chunk)
 
     def _faiss(self, index: CandidateIndex, kind: str) -> FaissSearch:
         """The faiss index of a pool: built once, and kept beside the embedding cache when it has one."""
@@ -549,12 +553,13 @@ class Ranker:
         rows = index.rows.to(self.device)
         values = torch.full((n_b, k), -math.inf)
         pos = torch.full((n_b, k), -1, dtype=torch.long)
+        chunk = self.candidate_block(self.device, n_b)
         for b0 in range(0, n_b, self.brand_chunk):
             b1 = min(b0 + self.brand_chunk, n_b)
             bv = torch.full((b1 - b0, k), -math.inf)
             bi = torch.full((b1 - b0, k), -1, dtype=torch.long)
-            for c0 in range(0, n_c, self.candidate_chunk):
-                c1 = min(c0 + self.candidate_chunk, n_c)
+            for c0 in range(0, n_c, chunk):
+                c1 = min(c0 + chunk, n_c)
                 s = self.model.score_matrix(brands[b0:b1].to(self.device), rows[c0:c1]).float().cpu()
                 if exclude is not None:
                     eq, ek = exclude
