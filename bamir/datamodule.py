@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -150,6 +151,10 @@ class RankingDataModule(L.LightningDataModule):
         standardize: z-score every feature column with the mean and standard deviation over the
             training accounts (fitting brands and negative pool), so no modality's offset or scale
             dominates the inner products. The published model (``model=bamir_paper``) does not.
+            None: take it from a checkpoint (:meth:`load_state_dict`), as ``bamir-eval`` and ``bamir-rank`` do.
+
+    Checkpoints keep what turns the store into the model's inputs (:meth:`state_dict`), and a
+    module given a checkpoint's state before :meth:`setup` serves the store exactly as in training.
     """
 
     def __init__(
@@ -163,7 +168,7 @@ class RankingDataModule(L.LightningDataModule):
         eval_batch_size: int = 256,
         seed: int = 24,
         modalities: list[str] | None = None,
-        standardize: bool = False,
+        standardize: bool | None = False,
     ):
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -175,6 +180,7 @@ class RankingDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.wanted_modalities = list(modalities) if modalities is not None else None
         self.standardize = standardize
+        self._saved_stats: dict[str, tuple[Tensor, Tensor]] | None = None
         self._ready = False
 
     # ------------------------------------------------------------------ setup
@@ -185,10 +191,59 @@ class RankingDataModule(L.LightningDataModule):
             _same_on_every_rank(self.fingerprint(), f"the data of {self.store_dir} (split {self.split_name!r})")
 
     def fingerprint(self) -> str:
-        """Hash of what this module serves: the store's tables and the loaded modalities' files."""
+        """Hash of what this module serves: the store's tables, the loaded modalities' files and their transform."""
         manifest = self.store.manifest
+        stats = {name: stable_hash([mean.tolist(), std.tolist()]) for name, (mean, std) in self.feature_stats.items()}
         return stable_hash([self.split_name, manifest["accounts"], manifest["tables"],
-                            {name: manifest["modalities"][name]["sha256"] for name in sorted(self.features)}])
+                            {name: manifest["modalities"][name]["sha256"] for name in sorted(self.features)},
+                            bool(self.standardize), stats])
+
+    # ------------------------------------------------------------------ the data contract
+    def state_dict(self) -> dict[str, Any]:
+        """What turns the store into the model's inputs; Lightning keeps it in every checkpoint.
+
+        ``modalities`` (those served), ``standardize`` and ``feature_stats`` ``{modality: {"mean": [dim],
+        "std": [dim]}}``, fitted on the training accounts (empty without standardisation).
+        """
+        return {"modalities": list(self.features), "standardize": bool(self.standardize),
+                "feature_stats": {name: {"mean": mean, "std": std} for name, (mean, std) in self.feature_stats.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """A checkpoint's data settings (:meth:`state_dict`; None where it does not record one).
+
+        Before :meth:`setup` they become this module's: a configured value that contradicts one is
+        refused. After it (Lightning testing or resuming a checkpoint), this module must already serve them.
+        """
+        if self._ready:
+            self._refuse_differences(state)
+        else:
+            self._adopt(state)
+
+    def _adopt(self, state: dict[str, Any]) -> None:
+        configured = {"standardize": self.standardize, "modalities": self.wanted_modalities}
+        _refuse_contradictions(configured, state, "this run sets",
+                               "leave them unset (null: the checkpoint's values) or pass the checkpoint's")
+        if state["standardize"] is None:
+            if self.standardize is None:
+                raise ValueError("the checkpoint does not record data.standardize (written before checkpoints kept "
+                                 "their data settings): pass data.standardize=true or false, as it was trained")
+            log.warning("the checkpoint does not record its data settings: serving data.standardize=%s as given, "
+                        "statistics fitted on this run's training accounts", self.standardize)
+        if state["standardize"] is not None:
+            self.standardize = state["standardize"]
+        if state["modalities"] is not None:
+            self.wanted_modalities = list(state["modalities"])
+        if state["feature_stats"] is not None:
+            self._saved_stats = {name: (s["mean"], s["std"]) for name, s in state["feature_stats"].items()}
+
+    def _refuse_differences(self, state: dict[str, Any]) -> None:
+        _refuse_contradictions(self.state_dict(), state, "this run serves", "run with the checkpoint's data settings")
+        saved = state["feature_stats"] or {}
+        differing = [name for name, (mean, std) in self.feature_stats.items() if name in saved
+                     and not (torch.equal(mean, saved[name]["mean"]) and torch.equal(std, saved[name]["std"]))]
+        if differing:
+            raise ValueError(f"the checkpoint standardised modalities {differing} with other statistics than this run "
+                             "(fitted on other training accounts: data.split, val_fraction or val_seed differ)")
 
     def _load(self) -> None:
         store = FeatureStore(self.store_dir)
@@ -228,13 +283,9 @@ class RankingDataModule(L.LightningDataModule):
         self.test_split = self._eval_split(test_brands, test_candidates) if len(test_brands) else None
 
         self.features, self.partial_modalities = self._load_features(store)
-        self.feature_stats: dict[str, tuple[Tensor, Tensor]] = {}
-        if self.standardize:
-            fit_rows = torch.unique(torch.cat([self.train_data.brands, self.train_data.pool]))
-            for name, x in self.features.items():
-                mean, std = x[fit_rows].mean(0), x[fit_rows].std(0)
-                self.feature_stats[name] = (mean, torch.where(std > 1e-8, std, torch.ones_like(std)))
-                self.features[name] = self.transform_rows(name, x)
+        self.feature_stats = self._standardization()
+        for name in self.feature_stats:
+            self.features[name] = self.transform_rows(name, self.features[name])
         self._rows = _Rows()
         self._ready = True
         log.info(
@@ -242,6 +293,25 @@ class RankingDataModule(L.LightningDataModule):
             "modalities %s", n, len(self.train_data.brands), len(fit_brands), len(pool),
             len(val_brands), len(test_brands), {k: v.shape[1] for k, v in self.features.items()},
         )
+
+    def _standardization(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """``{modality: (mean, std)}`` of the z-score: a checkpoint's, else fitted on the training accounts."""
+        if self.standardize is None:
+            raise ValueError("data.standardize is null, which takes it from a checkpoint, and there is none: "
+                             "set data.standardize=true or false")
+        if not self.standardize:
+            return {}
+        if self._saved_stats is not None:
+            missing = sorted(set(self.features) - set(self._saved_stats))
+            if missing:
+                raise ValueError(f"the checkpoint has no standardisation statistics for modalities {missing}")
+            return {name: self._saved_stats[name] for name in self.features}
+        fit_rows = torch.unique(torch.cat([self.train_data.brands, self.train_data.pool]))
+        stats = {}
+        for name, x in self.features.items():
+            mean, std = x[fit_rows].mean(0), x[fit_rows].std(0)
+            stats[name] = (mean, torch.where(std > 1e-8, std, torch.ones_like(std)))
+        return stats
 
     def _carve_validation(self, train_brands: Tensor) -> tuple[Tensor, Tensor]:
         if self.val_fraction == 0:
@@ -340,6 +410,40 @@ class RankingDataModule(L.LightningDataModule):
 
     def test_dataloader(self):
         return self._eval_loader(self.test_split)
+
+
+def checkpoint_data(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The data settings a loaded checkpoint was written with (:meth:`RankingDataModule.state_dict`).
+
+    A checkpoint from before they were kept gives the modalities its store fingerprint names
+    (those served in training) and None for the rest (unknown).
+    """
+    state = checkpoint.get(RankingDataModule.__qualname__)
+    if state is not None:
+        return state
+    fingerprint = (checkpoint.get("hyper_parameters") or {}).get("store_fingerprint") or {}
+    modalities = list(fingerprint["modalities"]) if fingerprint.get("modalities") else None
+    return {"modalities": modalities, "standardize": None, "feature_stats": None}
+
+
+def _refuse_contradictions(current: dict[str, Any], saved: dict[str, Any], how: str, advice: str) -> None:
+    """ValueError naming both values where ``current`` and a checkpoint's ``saved`` settings both say and differ."""
+    problems = []
+    for key, same in (("standardize", lambda a, b: bool(a) == bool(b)), ("modalities", lambda a, b: set(a) == set(b))):
+        mine, theirs = current[key], saved[key]
+        if None not in (mine, theirs) and not same(mine, theirs):
+            problems.append(f"data.{key}={_yaml(theirs)}, {how} data.{key}={_yaml(mine)}")
+    if problems:
+        raise ValueError(f"the checkpoint was trained with {'; with '.join(problems)}: {advice}")
+
+
+def _yaml(value: Any) -> str:
+    """A setting as written on the command line: ``true``, ``[topic,concept]``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(sorted(value)) + "]"
+    return str(value)
 
 
 def _same_on_every_rank(value: str, what: str) -> None:

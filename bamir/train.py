@@ -5,17 +5,23 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from bamir.config import check_output_dir, instantiate
+from bamir.console import quiet_third_party
 from bamir.datamodule import RankingDataModule
 from bamir.models.base import RankingModule, load_checkpoint
+from bamir.metric_names import is_metric, metric_names
 from bamir.report import metric_table
+from bamir.tracking import finish_run
 from bamir.utils import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,14 @@ def build_data(cfg: DictConfig) -> RankingDataModule:
     datamodule: RankingDataModule = instantiate(cfg.data)
     datamodule.setup()
     return datamodule
+
+
+def load_run(cfg: DictConfig, path: str) -> tuple[RankingDataModule, RankingModule]:
+    """A checkpoint and the data module of ``cfg``'s store, which takes the checkpoint's data settings
+    (:func:`~bamir.models.base.load_checkpoint`)."""
+    build_store(cfg)
+    datamodule: RankingDataModule = instantiate(cfg.data)
+    return datamodule, load_checkpoint(path, datamodule)
 
 
 def build_model(cfg: DictConfig, datamodule: RankingDataModule) -> RankingModule:
@@ -88,11 +102,15 @@ def interrupted_checkpoint(cfg: DictConfig) -> str | None:
 
 
 def _report(metrics: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> dict[str, float]:
-    """Write ``metrics.json`` and print the table, once (rank zero) under DDP."""
+    """Write ``metrics.json``, print the table and note the best epoch in W&B, once (rank zero) under DDP."""
     metrics = _finite(metrics)
     if trainer.is_global_zero:
         atomic_write_json(output_dir / "metrics.json", metrics)
         print(metric_table(metrics))
+        if metrics.get("best/epoch") is not None:
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.summary["best/epoch"] = int(metrics["best/epoch"])
     return metrics
 
 
@@ -105,7 +123,13 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Train (and test) as configured; returns all metrics, written to ``metrics.json`` too."""
+    """Train (and test) as configured; returns all metrics, written to ``metrics.json`` too.
+
+    A learned model's validation and test rows both describe its best checkpoint (by
+    ``optimized_metric``): after the fit, that checkpoint is validated again and tested, and
+    ``best/epoch`` names it. ``<optimized_metric>_best`` is the best value seen during the fit.
+    """
+    check_optimized_metric(cfg)
     check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
     datamodule = build_data(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # after the store: building it draws random numbers
@@ -114,32 +138,59 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.paths.output_dir)
     metrics: dict[str, Any] = {}
     learned = any(p.requires_grad for p in model.parameters())
+    best = ""
     if not learned:
         log.info("%s has no parameters: nothing to train, evaluating as is", type(model).__name__)
-        if datamodule.val_split is not None:
-            trainer.validate(model, datamodule=datamodule)
-            metrics.update(trainer.callback_metrics)
-    if cfg.get("train", True) and learned:
+    elif cfg.get("train", True):
         start = time.perf_counter()
         ckpt = resolve_checkpoint(cfg) or interrupted_checkpoint(cfg)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         metrics.update(trainer.callback_metrics)
         metrics["time/fit_seconds"] = time.perf_counter() - start
-    if cfg.get("test", True) and datamodule.test_split is not None:
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback and learned else ""
-        if best:
-            log.info("testing the best checkpoint %s", best)
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if best:
+        log.info("the best checkpoint: %s", best)
+        metrics["best/epoch"] = checkpoint_epoch(best)
+    if datamodule.val_split is not None and (best or not learned):
+        trainer.validate(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
         metrics.update(trainer.callback_metrics)
+    if cfg.get("test", True) and datamodule.test_split is not None:
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True, verbose=False)
+        metrics.update(trainer.callback_metrics)
+    if not learned:
+        save_unlearned(trainer, output_dir)
     return _report(metrics, output_dir, trainer)
 
 
+def save_unlearned(trainer: L.Trainer, output_dir: Path) -> None:
+    """``checkpoints/last.ckpt`` of a ranker with nothing to train, once evaluated: its settings and the
+    data's, for ``bamir-eval`` and ``bamir-rank`` as any checkpoint."""
+    if trainer.lightning_module is not None:
+        trainer.save_checkpoint(output_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def checkpoint_epoch(path: str) -> int:
+    """The epoch a checkpoint was saved at (0-based, as in ``best-epochNNN.ckpt``)."""
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+
+
+def check_optimized_metric(cfg: DictConfig) -> None:
+    """Refuse, before any work, an ``optimized_metric`` that no run logs (e.g. a misspelt name)."""
+    wanted = cfg.get("optimized_metric")
+    names = metric_names()
+    known = [f"{split}/{name}" for split in ("val", "test") for name in names] + [f"val/{n}_best" for n in names]
+    split, _, name = str(wanted).partition("/")
+    base = name.removesuffix("_best")
+    if split in ("val", "test") and is_metric(base) and (split == "val" or base == name):
+        return
+    raise ValueError(f"optimized_metric={wanted!r} is not a metric a run logs; use one of: {', '.join(known)}")
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Evaluate a checkpoint on the validation and test splits of its dataset."""
+    """Evaluate a checkpoint on the validation and test splits of its dataset, served as in its training."""
     check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
-    datamodule = build_data(cfg)
+    datamodule, model = load_run(cfg, resolve_checkpoint(cfg))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = load_checkpoint(resolve_checkpoint(cfg), datamodule)
     trainer = build_trainer(cfg, with_callbacks=False)
     metrics: dict[str, Any] = {}
     if datamodule.val_split is not None:
@@ -151,12 +202,37 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return _report(metrics, Path(cfg.paths.output_dir), trainer)
 
 
-def train_task(cfg: DictConfig) -> float | None:
-    """``bamir-train``'s job: :func:`train`, then the value sweepers optimise."""
-    metrics = train(cfg)
-    return metrics.get(cfg.get("optimized_metric"))
+def train_task(cfg: DictConfig) -> float:
+    """``bamir-train``'s job: :func:`train`, then the value sweepers optimise: ``optimized_metric`` of
+    the best checkpoint (its best validation value when it is a validation metric)."""
+    with job_run():
+        metrics = train(cfg)
+    return optimized_value(cfg.optimized_metric, metrics)
 
 
 def evaluate_task(cfg: DictConfig) -> None:
     """``bamir-eval``'s job: :func:`evaluate`."""
-    evaluate(cfg)
+    with job_run():
+        evaluate(cfg)
+
+
+def optimized_value(key: str, metrics: dict[str, float | None]) -> float:
+    """``metrics[key]``; an error listing the keys there are when the run has no such value."""
+    value = metrics.get(key)
+    if value is None:
+        state = "is undefined (NaN) in this run" if key in metrics else "was not logged by this run"
+        raise KeyError(f"optimized_metric={key!r} {state}; the run logged: {', '.join(sorted(metrics))}")
+    return float(value)
+
+
+@contextmanager
+def job_run() -> Iterator[None]:
+    """One Hydra job's life: its W&B run is finished whether the job succeeds or fails, so the next
+    job of a sweep run in the same process starts a run of its own (:func:`bamir.tracking.finish_run`)."""
+    quiet_third_party()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        finish_run(failed)

@@ -29,25 +29,24 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from bamir.config import check_output_dir
-    from bamir.models.base import RankingModule, load_checkpoint
+    from bamir.models.base import OtherStoreError, RankingModule
     from bamir.ranking import (CandidateFilter, CandidateIndex, Ranker, account_profiles,
                                candidate_rows, format_table, linked_exclusions, ranking_frame, resolve_names,
                                raw_root_of)
-    from bamir.train import build_data, resolve_checkpoint
-    from bamir.utils import atomic_write_json, atomic_write_text, file_hash, stable_hash
+    from bamir.train import load_run, resolve_checkpoint
+    from bamir.utils import atomic_write_json, atomic_write_text
 
     out_dir = check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
     if cfg.get("brand") in (None, "") and not cfg.get("brand_posts"):
         raise ValueError("say which brand: brand=NAME (username or id), brand=all (every test brand), "
                          "or brand_posts=PATH (a new brand's posts)")
     ckpt = _checkpoint(cfg, resolve_checkpoint)
-    datamodule = build_data(cfg)
+    try:
+        datamodule, model = load_run(cfg, ckpt)  # the data served as in the checkpoint's training
+    except OtherStoreError as err:
+        raise OtherStoreError(f"{err}{_trained_on_hint(ckpt)}") from None
     L.seed_everything(cfg.seed, verbose=False)  # after the store: building it draws random numbers
     store = datamodule.store
-    try:
-        model: RankingModule = load_checkpoint(ckpt, datamodule)
-    except ValueError as err:
-        raise ValueError(f"{err}{_trained_on_hint(ckpt)}") from None
     raw_root = raw_root_of(store, cfg.get("raw_root"))
     profiles = account_profiles(store, raw_root)
     pairs = datamodule.pair_rows
@@ -103,8 +102,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
     # candidate embeddings: once per checkpoint and store (kept on disk), then filtered
     t0 = time.perf_counter()
     stats_free = type(model).attach_features is RankingModule.attach_features  # appended rows change no statistic
-    cache_key = stable_hash({"ckpt": file_hash(ckpt), "store": store.fingerprint(sorted(model.feature_names)),
-                             "rows": stable_hash(all_influencers.tolist()), "model": type(model).__qualname__})
+    cache_key = _embedding_key(ckpt, datamodule, model, all_influencers)
     cache_path = Path(cfg.embedding_cache) / f"{cache_key[:24]}.safetensors" if cfg.get("embedding_cache") else None
     full = CandidateIndex.load(cache_path, cache_key) if cache_path and (cold is None or stats_free) else None
     cached = full is not None
@@ -148,6 +146,15 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
         log.info("report: %s", path)
     print(f"\nwrote {out_dir / 'ranking.csv'} and {out_dir / 'ranking.json'}")
     return result
+
+
+def _embedding_key(ckpt: str, datamodule, model, rows) -> str:
+    """Names the candidate embeddings: everything that changes one (checkpoint, store, the data's
+    transform and its statistics, modalities, rows, model class)."""
+    from bamir.utils import file_hash, stable_hash
+
+    return stable_hash({"ckpt": file_hash(ckpt), "data": datamodule.fingerprint(), "rows": stable_hash(rows.tolist()),
+                        "model": type(model).__qualname__})
 
 
 def _device(cfg: DictConfig) -> str:

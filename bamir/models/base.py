@@ -106,33 +106,55 @@ class RankingModule(L.LightningModule):
         checkpoint["bamir_model"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
 
-def load_checkpoint(path: str, datamodule) -> RankingModule:
-    """Load a ranker checkpoint (``weights_only=True``) for the data module's feature store.
+class OtherStoreError(ValueError):
+    """A checkpoint trained on another feature store than the one it is given."""
 
-    Refuses a checkpoint trained on another account order or feature config, naming what differs.
+
+def load_checkpoint(path: str, datamodule) -> RankingModule:
+    """Load a ranker checkpoint (``weights_only=True``) with a data module of its feature store.
+
+    The data module serves the store as in training: one not set up yet takes the checkpoint's
+    data settings (modalities, standardisation and its statistics;
+    :meth:`~bamir.datamodule.RankingDataModule.load_state_dict`) and is set up here; one set up
+    already must serve exactly those. Refuses (:class:`OtherStoreError`) a checkpoint trained on
+    another account order or feature config, naming what differs.
     """
-    import importlib
+    from bamir.datamodule import checkpoint_data
+    from bamir.features.store import FeatureStore
 
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    cls = _model_class(path, checkpoint)
+    _check_store(path, checkpoint, FeatureStore(datamodule.store_dir))
+    datamodule.load_state_dict(checkpoint_data(checkpoint))
+    datamodule.setup()
+    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    model.attach_features(datamodule.features)
+    return model
+
+
+def _model_class(path: str, checkpoint: dict[str, Any]) -> type[RankingModule]:
+    import importlib
+
     qualname = checkpoint.get("bamir_model", "")
     module_name, _, class_name = qualname.rpartition(".")
     if not module_name.startswith("bamir.models."):
         raise ValueError(f"{path}: not a bamir model checkpoint (model class {qualname!r})")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def _check_store(path: str, checkpoint: dict[str, Any], store) -> None:
+    """:class:`OtherStoreError` unless ``store`` has the account order and modalities the checkpoint was trained on."""
     saved = checkpoint.get("hyper_parameters", {}).get("store_fingerprint") or {}
-    if saved:
-        store = datamodule.store
-        current = store.fingerprint([n for n in saved.get("modalities", {}) if n in store.modalities])
-        differences = []
-        if saved.get("accounts") != current.get("accounts"):
-            differences.append("the account order (a different dataset or split)")
-        for name, record in saved.get("modalities", {}).items():
-            if name not in current.get("modalities", {}):
-                differences.append(f"modality {name!r} is missing from the store")
-            elif record != current["modalities"][name]:
-                differences.append(f"modality {name!r}: checkpoint {record}, store {current['modalities'][name]}")
-        if differences:
-            raise ValueError(f"{path}: trained on another feature store: " + "; ".join(differences))
-    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    model.attach_features(datamodule.features)
-    return model
+    if not saved:
+        return
+    current = store.fingerprint([n for n in saved.get("modalities", {}) if n in store.modalities])
+    differences = []
+    if saved.get("accounts") != current.get("accounts"):
+        differences.append("the account order (a different dataset or split)")
+    for name, record in saved.get("modalities", {}).items():
+        if name not in current.get("modalities", {}):
+            differences.append(f"modality {name!r} is missing from the store")
+        elif record != current["modalities"][name]:
+            differences.append(f"modality {name!r}: checkpoint {record}, store {current['modalities'][name]}")
+    if differences:
+        raise OtherStoreError(f"{path}: trained on another feature store: " + "; ".join(differences))
