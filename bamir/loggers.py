@@ -35,6 +35,6 @@ class WandbLogger(_LightningWandbLogger):
         run = super().experiment
         if fresh and not getattr(run, "disabled", False):
             offline = run.settings.mode in ("offline", "dryrun")
-            log.info("W&B run %r (%s) in %s%s", run.name, run.settings.mode, run.settings.sync_dir,
+            log.info("W&B run %r (%s) in %s%s", run.name, "offline" if offline else "online", run.settings.sync_dir,
                      f"; upload with: wandb sync {run.settings.sync_dir}" if offline else "")
         return run
