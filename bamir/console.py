@@ -13,6 +13,8 @@ KNOWN_WARNINGS = (
     (r".*isinstance\(treespec, LeafSpec\)", "Lightning 2.6 calling a torch pytree API that torch deprecated"),
     (r"The number of training batches .* is smaller than the logging interval",
      "small datasets have fewer batches per epoch than log_every_n_steps; epoch-level values are logged anyway"),
+    (r"`torch.jit.script` is deprecated",
+     "torch_geometric scripts a few of its classes when imported; bamir scripts nothing"),
     (r".*does not have many workers which may be a bottleneck",
      "our loaders serve index batches from tensors in memory: workers would only add start-up time"),
 )
