@@ -19,13 +19,13 @@ GENERATOR_VERSION = 1
 DEFAULTS: dict[str, Any] = {
     "name": "small",
     # sizes
-    "brands_per_category": 5,
+    "brands_per_category": 12,       # 2 test, 2 validation and 8 fitting brands per category
     "influencers": 600,
     "posts_per_account": 12,
     "positives_per_brand": 11.7,     # mean; 3..31 per brand as in the real data
     "min_positives": 3,
     "max_positives": 31,
-    "test_brands": 12,
+    "test_brands": 24,
     # files
     "image_size": 64,
     "image_quality": 85,
