@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from bamir.metric_names import metric_names
 from bamir.metric_names import mode as metric_mode
@@ -66,3 +69,25 @@ class BestValidation(L.Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best, self.best_epoch = state_dict.get("best"), state_dict.get("best_epoch")
 
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``, keeping the best checkpoint of a run it resumes from another folder.
+
+    Resumed from a checkpoint of another run folder (``ckpt_path=...``), Lightning forgets that
+    run's best score, so the resumed run's "best" is only the best of its own epochs. Here that
+    run's best checkpoint is copied into this run's folder and stays the best until an epoch
+    beats it: a run resumed after epoch 2 reports the same best epoch as one run straight through.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        best, score = state_dict.get("best_model_path"), state_dict.get("best_model_score")
+        moved = self.dirpath and state_dict.get("dirpath") not in (None, self.dirpath)
+        if moved and best and score is not None and Path(best).is_file():
+            copy = Path(self.dirpath) / Path(best).name
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(best, copy)
+            state_dict = {**state_dict, "dirpath": self.dirpath, "best_model_path": str(copy),
+                          "kth_best_model_path": str(copy), "kth_value": score, "best_k_models": {str(copy): score},
+                          "last_model_path": ""}
+        super().load_state_dict(state_dict)

@@ -56,6 +56,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
+from bamir.metric_names import NDCG_K, RECALL_K
+
 __all__ = ["RankingMetrics", "per_query_metrics", "ranking_metrics"]
 
 
@@ -105,8 +107,8 @@ def per_query_metrics(
     scores: Tensor,
     labels: Tensor,
     hard_negatives: Tensor | None = None,
-    ks: Sequence[int] = (10, 50),
-    ndcg_ks: Sequence[int] = (10,),
+    ks: Sequence[int] = RECALL_K,
+    ndcg_ks: Sequence[int] = NDCG_K,
     curve_k: int = 0,
 ) -> dict[str, Tensor]:
     """Each brand's own metrics (the rows :func:`ranking_metrics` averages), ``[B]`` tensors.
@@ -167,8 +169,8 @@ def ranking_metrics(
     scores: Tensor,
     labels: Tensor,
     hard_negatives: Tensor | None = None,
-    ks: Sequence[int] = (10, 50),
-    ndcg_ks: Sequence[int] = (10,),
+    ks: Sequence[int] = RECALL_K,
+    ndcg_ks: Sequence[int] = NDCG_K,
 ) -> dict[str, Tensor]:
     """All ranking metrics of a ``[B, C]`` score matrix; see the module docstring.
 
@@ -239,7 +241,7 @@ class RankingMetrics(Metric):
     labels: list[Tensor] | Tensor
     hard_negatives: list[Tensor] | Tensor
 
-    def __init__(self, ks: Sequence[int] = (10, 50), ndcg_ks: Sequence[int] = (10,), **kwargs) -> None:
+    def __init__(self, ks: Sequence[int] = RECALL_K, ndcg_ks: Sequence[int] = NDCG_K, **kwargs) -> None:
         super().__init__(**kwargs)
         self.ks = tuple(ks)
         self.ndcg_ks = tuple(ndcg_ks)

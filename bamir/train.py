@@ -19,7 +19,7 @@ from bamir.config import check_output_dir, instantiate
 from bamir.console import quiet_third_party
 from bamir.datamodule import RankingDataModule
 from bamir.models.base import RankingModule, load_checkpoint
-from bamir.metric_names import is_metric, metric_names
+from bamir.metric_names import metric_names
 from bamir.report import metric_table
 from bamir.tracking import finish_run
 from bamir.utils import atomic_write_json
@@ -57,7 +57,14 @@ def build_model(cfg: DictConfig, datamodule: RankingDataModule) -> RankingModule
     fingerprint = datamodule.store.fingerprint(sorted(datamodule.features))
     model: RankingModule = instantiate(cfg.model, input_dims=datamodule.dims, store_fingerprint=fingerprint)
     model.attach_features(datamodule.features)
+    use_cutoffs(cfg, model)
     return model
+
+
+def use_cutoffs(cfg: DictConfig, model: RankingModule) -> None:
+    """The evaluation cut-offs of ``conf/metrics`` (``metrics.recall_k``, ``metrics.ndcg_k``)."""
+    if cfg.get("metrics") is not None:
+        model.use_cutoffs(list(cfg.metrics.recall_k), list(cfg.metrics.ndcg_k))
 
 
 def build_trainer(cfg: DictConfig, with_callbacks: bool = True) -> L.Trainer:
@@ -177,11 +184,10 @@ def checkpoint_epoch(path: str) -> int:
 def check_optimized_metric(cfg: DictConfig) -> None:
     """Refuse, before any work, an ``optimized_metric`` that no run logs (e.g. a misspelt name)."""
     wanted = cfg.get("optimized_metric")
-    names = metric_names()
+    cutoffs = cfg.get("metrics")
+    names = metric_names(cutoffs.recall_k, cutoffs.ndcg_k) if cutoffs is not None else metric_names()
     known = [f"{split}/{name}" for split in ("val", "test") for name in names] + [f"val/{n}_best" for n in names]
-    split, _, name = str(wanted).partition("/")
-    base = name.removesuffix("_best")
-    if split in ("val", "test") and is_metric(base) and (split == "val" or base == name):
+    if wanted in known:
         return
     raise ValueError(f"optimized_metric={wanted!r} is not a metric a run logs; use one of: {', '.join(known)}")
 
@@ -190,14 +196,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Evaluate a checkpoint on the validation and test splits of its dataset, served as in its training."""
     check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
     datamodule, model = load_run(cfg, resolve_checkpoint(cfg))
+    use_cutoffs(cfg, model)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = build_trainer(cfg, with_callbacks=False)
     metrics: dict[str, Any] = {}
     if datamodule.val_split is not None:
-        trainer.validate(model, datamodule=datamodule)
+        trainer.validate(model, datamodule=datamodule, verbose=False)
         metrics.update(trainer.callback_metrics)
     if datamodule.test_split is not None:
-        trainer.test(model, datamodule=datamodule)
+        trainer.test(model, datamodule=datamodule, verbose=False)
         metrics.update(trainer.callback_metrics)
     return _report(metrics, Path(cfg.paths.output_dir), trainer)
 

@@ -147,3 +147,27 @@ def test_a_benchmark_logs_each_run_and_a_summary_into_one_group(tmp_path, shared
     logged = {key for row in summary["history"] for key in row}
     for item in ("benchmark/table", "benchmark/recall_at_k", "benchmark/category_auc"):
         assert any(key.startswith(item) for key in logged), item
+
+
+def test_metric_cutoffs_are_configurable(tmp_path, shared_data, planted_store):
+    from bamir.train import train
+
+    cfg = _train_cfg(tmp_path, shared_data, "model=cosine", "metrics.recall_k=[5,20]", "metrics.ndcg_k=[3]",
+                     "optimized_metric=val/recall@20")
+    metrics = train(cfg)
+    for split in ("val", "test"):
+        assert {f"{split}/recall@5", f"{split}/recall@20", f"{split}/ndcg@3"} <= set(metrics)
+        assert f"{split}/recall@10" not in metrics and f"{split}/ndcg@10" not in metrics
+    assert metrics["test/recall@5"] <= metrics["test/recall@20"]
+    bad = _train_cfg(tmp_path / "bad", shared_data, "model=cosine", "optimized_metric=val/recall@20")
+    with pytest.raises(ValueError, match="val/recall@20"):
+        train(bad)
+
+
+def test_the_config_cutoffs_are_the_code_defaults():
+    from omegaconf import OmegaConf
+
+    from bamir.metric_names import NDCG_K, RECALL_K
+
+    saved = OmegaConf.load(Path(__file__).parents[1] / "conf" / "metrics" / "default.yaml")
+    assert tuple(saved.recall_k) == RECALL_K and tuple(saved.ndcg_k) == NDCG_K

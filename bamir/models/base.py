@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from bamir.metric_names import NDCG_K, RECALL_K
 from bamir.metrics import RankingMetrics
 
 
@@ -35,8 +37,12 @@ class RankingModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.seed = seed
         self.feature_names: list[str] = []
-        self.val_metrics = RankingMetrics()
-        self.test_metrics = RankingMetrics()
+        self.use_cutoffs()
+
+    def use_cutoffs(self, recall_k: Sequence[int] = RECALL_K, ndcg_k: Sequence[int] = NDCG_K) -> None:
+        """Evaluate ``recall@k`` and ``ndcg@k`` at these cut-offs (``conf/metrics``)."""
+        self.val_metrics = RankingMetrics(ks=recall_k, ndcg_ks=ndcg_k)
+        self.test_metrics = RankingMetrics(ks=recall_k, ndcg_ks=ndcg_k)
 
     # ------------------------------------------------------------------ features
     def attach_features(self, features: dict[str, Tensor]) -> None:
