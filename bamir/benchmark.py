@@ -550,7 +550,8 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 
 def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list[RunScores]], list[dict[str, Any]]]:
     """Train and test every run spec for every seed; returns the score matrices and a log of the runs."""
-    from bamir.train import job_run, train
+    from bamir.tracking import job_run
+    from bamir.train import train
 
     split = str(cfg.get("split", "test"))
     results: dict[str, list[RunScores]] = {}

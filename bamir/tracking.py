@@ -9,7 +9,7 @@ One Hydra job is one W&B run. Its identity comes from the job (resolvers used by
   a multirun, so every job of a sweep has a distinct name;
 - ``job_type``: the task (``train``, ``eval``, ``benchmark``...), ``tags``: the config's ``tags``.
 
-:func:`finish_run` ends the job's W&B run even when the job fails (the next job of a sweep running
+:func:`job_run` wraps every app's job: it ends the job's W&B run even when the job fails (the next job of a sweep running
 in the same process would otherwise write into it), and :class:`BestValidation` makes the W&B
 summary of every validation metric its best value and logs ``val/<monitor>_best``.
 """
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -61,6 +63,22 @@ OmegaConf.register_new_resolver("run_group", run_group, replace=True)
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 # ${metric_mode:${optimized_metric}}: "max", or "min" for MedR (checkpoint and early-stopping mode)
 OmegaConf.register_new_resolver("metric_mode", metric_mode, replace=True)
+
+
+@contextmanager
+def job_run() -> Iterator[None]:
+    """One Hydra job's life: a quiet console (:func:`bamir.console.quiet_third_party`), and its W&B run
+    finished whether the job succeeds or fails, so the next job of a sweep run in the same process
+    starts a run of its own."""
+    from bamir.console import quiet_third_party
+
+    quiet_third_party()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        finish_run(failed)
 
 
 def finish_run(failed: bool) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +14,11 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from bamir.config import check_output_dir, instantiate
-from bamir.console import quiet_third_party
 from bamir.datamodule import RankingDataModule
 from bamir.models.base import RankingModule, load_checkpoint
 from bamir.metric_names import metric_names
 from bamir.report import metric_table
-from bamir.tracking import finish_run
+from bamir.tracking import job_run
 from bamir.utils import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -230,16 +227,3 @@ def optimized_value(key: str, metrics: dict[str, float | None]) -> float:
         state = "is undefined (NaN) in this run" if key in metrics else "was not logged by this run"
         raise KeyError(f"optimized_metric={key!r} {state}; the run logged: {', '.join(sorted(metrics))}")
     return float(value)
-
-
-@contextmanager
-def job_run() -> Iterator[None]:
-    """One Hydra job's life: its W&B run is finished whether the job succeeds or fails, so the next
-    job of a sweep run in the same process starts a run of its own (:func:`bamir.tracking.finish_run`)."""
-    quiet_third_party()
-    failed = True
-    try:
-        yield
-        failed = False
-    finally:
-        finish_run(failed)

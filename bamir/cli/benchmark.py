@@ -14,8 +14,10 @@ from bamir.cli import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="benchmark")
 def main(cfg: DictConfig) -> None:
     from bamir.benchmark import run_benchmark  # after Hydra has parsed the command line: --help stays fast
+    from bamir.tracking import job_run
 
-    run_benchmark(cfg)
+    with job_run():
+        run_benchmark(cfg)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,10 @@ def run(cfg: DictConfig):
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="prepare")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    from bamir.tracking import job_run
+
+    with job_run():
+        run(cfg)
 
 
 if __name__ == "__main__":

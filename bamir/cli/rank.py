@@ -226,9 +226,11 @@ def _result_json(cfg, ckpt, store, raw_root, ranking, frame, profiles, flt, cold
 def main(cfg: DictConfig) -> None:
     from bamir.coldstart import ColdStartError
     from bamir.ranking import UnknownNameError
+    from bamir.tracking import job_run
 
     try:
-        rank(cfg)
+        with job_run():
+            rank(cfg)
     except (UnknownNameError, ColdStartError, ValueError, FileNotFoundError) as err:
         # a user error (unknown name, other store, missing file): the message says what to do; no traceback
         log.error("%s", err)
