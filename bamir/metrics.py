@@ -1,4 +1,4 @@
-"""Ranking metrics for brand -> influencer retrieval (the protocol of METHOD.md section 2).
+"""Ranking metrics for brand -> influencer retrieval (the protocol of docs/method.md sections 2-3).
 
 Every query brand is scored against the same list of ``C`` candidate influencers, giving a
 ``[B, C]`` score matrix with boolean labels (Gan et al., ACM MM 2019, "Seeking

@@ -11,7 +11,7 @@ Samplers:
 - :class:`UniformSampler`: negatives uniform over the training influencers.
 - :class:`SameCategorySampler`: hard negatives, influencers of other brands of the same category.
 - :class:`MixedSampler`: BAMIR's "specific strategy": per positive 3 uniform + 1 same-category
-  negative, each its own triplet, the whole sampling repeated 5 times (Sec. 6 of METHOD.md).
+  negative, each its own triplet, the whole sampling repeated 5 times (docs/method.md section 9).
 - :class:`KBucketSampler`: Gan et al. (2019) k-buckets: groups of one positive and k - 1
   negatives of the same brand, for a listwise loss.
 - :class:`PopularitySampler`: negatives drawn with probability proportional to

@@ -1,7 +1,7 @@
 """Write a small folder in the exact layout of the published BAMIR release (train_test_split/).
 
 Same file names, Python types, tensor dtypes and id conventions as the real release
-(``shared/real/README.md``): global indices are positions in the sorted name lists, node id
+(``docs/release.md``): global indices are positions in the sorted name lists, node id
 = row for brands and row + number of brands for influencers, LDA float32, concept float64,
 brand image float32 [n, 1365], triplets int64 [T, 3] built the published way (per training
 positive 3 random negatives + 1 same-category negative, the whole sampling 5 times), test

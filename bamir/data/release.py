@@ -4,7 +4,7 @@ The release holds precomputed features of the "discover" split of the Gan et al.
 data: per side (train, and optionally test) the brands' and influencers' global indices in
 row order, node-id maps, LDA topic vectors, node2vec concept vectors and the brands' image
 vectors (object 1000 + scene 365), the training triplets and the test label matrix. See
-``shared/real/README.md`` for the layout, file by file.
+``docs/release.md`` for the layout, file by file.
 
 :func:`read_release` loads and checks every file (nothing is written);
 :func:`import_release` turns the result into a :class:`~bamir.features.store.FeatureStore`:
@@ -89,8 +89,8 @@ def side_files(side: str) -> dict[str, str]:
 
 
 def inf_image_file(side: str) -> str:
-    """The (optional) influencer image file of one side; the public release has it, the
-    folder in ``shared/real`` does not."""
+    """The (optional) influencer image file of one side; the public release has it, some
+    copies of the folder do not (docs/release.md section 3)."""
     return f"{side}_inf_mor_image_feature.pt"
 
 

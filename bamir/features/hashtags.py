@@ -1,6 +1,6 @@
 """Hashtags and mentions from captions, per-account counts, and like/follow-spam filtering.
 
-BAMIR (step 3 of the concept pipeline, see ``shared/design/METHOD.md`` section 4) gathers
+BAMIR (step 3 of the concept pipeline, see ``docs/method.md`` section 7) gathers
 the hashtags of each account's captions and drops the ones that exist only to farm likes
 and follows before linking hashtags to concepts. This module does that part.
 

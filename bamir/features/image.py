@@ -1,7 +1,7 @@
 """Image modalities: ``object`` (classifier probabilities) and ``scene`` (scene-parsing areas).
 
 Per post, an image model gives a class distribution ``p_post`` [C]; per account the posts
-are pooled (METHOD.md section 4)::
+are pooled (docs/method.md section 6)::
 
     published:  v_a = softmax( sum_posts  p_post * [p_post > threshold] )     (threshold 0.1)
     mean:       v_a = mean_posts p_post

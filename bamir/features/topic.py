@@ -1,4 +1,4 @@
-"""Topic modality: an LDA topic distribution per account (METHOD.md section 4).
+"""Topic modality: an LDA topic distribution per account (docs/method.md section 6).
 
 Each account's captions are joined into one document, turned into terms offline
 (:func:`bamir.features.text.preprocess`: tokenise, lemmatise, drop stop words), and a

@@ -1,4 +1,4 @@
-"""BAMIR: brand-aware micro-influencer ranking (the published model, METHOD.md section 5).
+"""BAMIR: brand-aware micro-influencer ranking (the published model, docs/method.md section 8).
 
 Brands and influencers go through the same per-modality MLP encoders. Modalities are grouped
 into branches; within a branch the encoder outputs are fused (BAMIR's content branch:

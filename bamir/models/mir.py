@@ -1,5 +1,5 @@
 """MIR: micro-influencer ranking by Gan et al., "Seeking Micro-influencers for Brand Promotion",
-ACM MM 2019 (METHOD.md section 7).
+ACM MM 2019 (docs/method.md section 5).
 
 An account's post features are pooled into one visual vector ``x_v`` (here: the store's
 ``object`` + ``scene``, already pooled over the posts by the feature pipeline, which stands in

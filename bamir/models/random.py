@@ -1,4 +1,4 @@
-"""Random ranker (the RAND row of METHOD.md section 3).
+"""Random ranker (the RAND row of docs/method.md sections 4-5).
 
 Every (brand, candidate) pair gets an independent uniform score, a hash of the seed and the
 two account rows::

@@ -1,4 +1,4 @@
-"""SBR: unlearned content similarity (the SBR row of METHOD.md section 3; Gan et al., ACM MM 2019).
+"""SBR: unlearned content similarity (docs/method.md section 5; Gan et al., ACM MM 2019).
 
 The features of brand and influencer are concatenated over the chosen modalities (image:
 object + scene; text: topic), and the score is the mean of their element-wise product::

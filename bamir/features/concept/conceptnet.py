@@ -1,6 +1,6 @@
 """ConceptNet assertions: a streamed reader and a compact, cached edge index.
 
-BAMIR (step 2 of the concept pipeline, ``shared/design/METHOD.md`` section 4) maps each
+BAMIR (step 2 of the concept pipeline, ``docs/method.md`` section 7) maps each
 biography word and the business category to the concept set through ConceptNet's English
 IsA / RelatedTo-style edges (Speer, Chin & Havasi, "ConceptNet 5.5", AAAI 2017).
 

@@ -1,7 +1,7 @@
 """The weighted concept co-occurrence graph, built from training-split accounts only.
 
 BAMIR (Brand-Aware Micro-Influencer Ranking, 2023; step 5 of its concept pipeline,
-``shared/design/METHOD.md`` section 4) joins two concepts when they co-occur through
+``docs/method.md`` section 7) joins two concepts when they co-occur through
 hashtags or through mentions between accounts:
 
 * **hashtags**: with ``R`` the related-hashtag table (tags x concepts) and ``X`` the

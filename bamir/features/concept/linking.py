@@ -1,7 +1,7 @@
 """Account-concept weights from biography, business category and related hashtags.
 
 BAMIR (Brand-Aware Micro-Influencer Ranking, 2023; steps 1, 2 and 4 of its concept
-pipeline, ``shared/design/METHOD.md`` section 4) links every account to a fixed set of
+pipeline, ``docs/method.md`` section 7) links every account to a fixed set of
 interest concepts ``C`` through three sources:
 
 * **biography**: the biography's terms (tokenised, case-folded, lemmatised, stop words

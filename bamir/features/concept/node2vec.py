@@ -2,7 +2,7 @@ r"""node2vec on a weighted graph: vectorised biased random walks and a skip-gram
 
 node2vec (Grover & Leskovec, "node2vec: Scalable Feature Learning for Networks", KDD 2016)
 embeds the nodes of a graph by training skip-gram with negative sampling on second-order
-random walks. BAMIR (step 6 of the concept pipeline, ``shared/design/METHOD.md``) runs it
+random walks. BAMIR (step 6 of the concept pipeline, ``docs/method.md`` section 7) runs it
 on the weighted concept graph (128-d, 50 walks per node).
 
 **Walk.** A walker that came from ``t`` and stands at ``v`` moves to a neighbour ``x``

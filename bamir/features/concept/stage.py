@@ -1,7 +1,7 @@
 """The concept modality stage: BAMIR's account position in a concept graph.
 
 Implements the :class:`bamir.features.base.Stage` protocol for the modality ``concept``,
-following the published concept pipeline (``shared/design/METHOD.md`` section 4; BAMIR,
+following the published concept pipeline (``docs/method.md`` section 7; BAMIR,
 "Brand-Aware Micro-Influencer Ranking", 2023, public code
 github.com/iristronggg/Brand-Aware-Micro-Influencer-Ranking; node2vec: Grover & Leskovec,
 KDD 2016):
