@@ -48,6 +48,7 @@ def device_count(devices: Any, key: str) -> int:
 
 OmegaConf.register_new_resolver("task_suffix", task_suffix, replace=True)
 OmegaConf.register_new_resolver("device_count", device_count, replace=True)
+import bamir.tracking  # noqa: E402,F401  (the resolvers of W&B run identity and metric direction)
 
 #: module prefixes a config's ``_target_`` may name; the config key ``allowed_targets`` adds a job's own
 ALLOWED_TARGETS = ("bamir.", "torch.", "lightning.", "torchmetrics.", "timm.", "torch_geometric.", "transformers.")
