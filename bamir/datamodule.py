@@ -152,6 +152,8 @@ class RankingDataModule(L.LightningDataModule):
             training accounts (fitting brands and negative pool), so no modality's offset or scale
             dominates the inner products. The published model (``model=bamir_paper``) does not.
             None: take it from a checkpoint (:meth:`load_state_dict`), as ``bamir-eval`` and ``bamir-rank`` do.
+        same_batches: serve the first epoch's batches (negatives and order) in every epoch; with
+            ``trainer.limit_train_batches=N``, the same N batches again and again (``debug=overfit``).
 
     Checkpoints keep what turns the store into the model's inputs (:meth:`state_dict`), and a
     module given a checkpoint's state before :meth:`setup` serves the store exactly as in training.
@@ -169,6 +171,7 @@ class RankingDataModule(L.LightningDataModule):
         seed: int = 24,
         modalities: list[str] | None = None,
         standardize: bool | None = False,
+        same_batches: bool = False,
     ):
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -180,6 +183,7 @@ class RankingDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.wanted_modalities = list(modalities) if modalities is not None else None
         self.standardize = standardize
+        self.same_batches = same_batches
         self._saved_stats: dict[str, tuple[Tensor, Tensor]] | None = None
         self._ready = False
 
@@ -391,9 +395,9 @@ class RankingDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world()
+        epoch_of = (lambda: 0) if self.same_batches else (lambda: self.trainer.current_epoch) if self.trainer else None
         batches = EpochBatchSampler(self._rows, self.sampler, self.train_data, self.batch_size, self.seed,
-                                    rank=rank, world_size=world,
-                                    epoch_of=(lambda: self.trainer.current_epoch) if self.trainer else None)
+                                    rank=rank, world_size=world, epoch_of=epoch_of)
         # its own generator: creating the iterator must not draw from the global RNG (resume = same run)
         return DataLoader(self._rows, sampler=batches, batch_size=None, generator=torch.Generator())
 

@@ -27,3 +27,26 @@ def test_the_apps_start_without_torch_or_lightning():
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]
+
+
+def test_group_listings_made_from_one_repository_copy_equal_hydras_own():
+    """bamir.cli lists config groups from one copy of Hydra's repository per process (the speed-up of
+    --help): every group's options, configs and sub-groups alike, are what Hydra itself lists."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.object_type import ObjectType
+
+    import bamir.cli
+
+    original = ConfigLoaderImpl.get_group_options.__wrapped__
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(bamir.cli.CONFIG_DIR))
+    groups, todo = [], [""]
+    while todo:
+        parent = todo.pop()
+        for child in original(loader, parent, ObjectType.GROUP):
+            todo.append(f"{parent}/{child}" if parent else child)
+            groups.append(todo[-1])
+    assert {"model", "hydra/launcher", "features/extraction", "debug"} <= set(groups)
+    for group in groups:
+        for kind in (ObjectType.CONFIG, ObjectType.GROUP):
+            assert loader.get_group_options(group, kind) == original(loader, group, kind), (group, kind)
