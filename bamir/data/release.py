@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
-import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -41,9 +39,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bamir.data.safe_pickle import UnsafePickleError, loads_plain_pickle
+from bamir.data.safe_pickle import UnsafePickleError, bounded_repr, loads_plain_pickle
 from bamir.features.store import FeatureStore, StoreError
-from bamir.utils import publish_dir, stable_hash
+from bamir.ownership import RELEASE_STORE, OwnershipError, built_beside, check_target
+from bamir.utils import stable_hash
 
 #: Global name lists (position = global index).
 BRAND_LIST = "sorted_360_brand_list.pkl"
@@ -204,7 +203,7 @@ def _check_names(value: Any, path: Path, what: str) -> list[str]:
         raise ReleaseError(f"{path}: expected a list of {what} usernames, found {type(value).__name__}")
     for position, name in enumerate(value):
         if not isinstance(name, str) or not name:
-            raise ReleaseError(f"{path}: item {position} is {name!r}, expected a non-empty username")
+            raise ReleaseError(f"{path}: item {position} is {bounded_repr(name)}, expected a non-empty username")
     seen: dict[str, int] = {}
     for position, name in enumerate(value):
         if name in seen:
@@ -223,7 +222,7 @@ def _check_index(value: Any, path: Path, size: int, what: str) -> list[int]:
     seen: dict[int, int] = {}
     for row, index in enumerate(value):
         if not _is_int(index):
-            raise ReleaseError(f"{path}: row {row} is {index!r}, expected an integer global index")
+            raise ReleaseError(f"{path}: row {row} is {bounded_repr(index)}, expected an integer global index")
         if not 0 <= index < size:
             raise ReleaseError(f"{path}: row {row}: global index {index} outside 0..{size - 1}")
         if index in seen:
@@ -243,7 +242,7 @@ def _check_id_maps(forward: Any, backward: Any, fpath: Path, bpath: Path, index:
             raise ReleaseError(f"{path}: expected a dict {key_what}, found {type(value).__name__}")
         for key, item in value.items():
             if not (_is_int(key) and _is_int(item)):
-                raise ReleaseError(f"{path}: entry {key!r}: {item!r} is not an integer pair ({key_what})")
+                raise ReleaseError(f"{path}: entry {bounded_repr(key)}: {bounded_repr(item)} is not an integer pair ({key_what})")
         missing = [k for k in expected if k not in value]
         extra = [k for k in value if k not in expected]
         if missing or extra:
@@ -322,7 +321,7 @@ def read_release(src: str | Path) -> Release:
     influencers = _check_names(reader.pickle(INF_LIST), src / INF_LIST, "influencer")
     categories = reader.pickle(CATEGORY_LIST)
     if not isinstance(categories, list) or not all(isinstance(c, str) and c for c in categories):
-        raise ReleaseError(f"{src / CATEGORY_LIST}: expected a list of category names, found {categories!r:.200}")
+        raise ReleaseError(f"{src / CATEGORY_LIST}: expected a list of category names, found {bounded_repr(categories)}")
 
     train = _read_side(reader, "train", brands, influencers, train_inf_image)
     triplets = _check_triplets(reader.npy(TRIPLET_FILE), src / TRIPLET_FILE, train)
@@ -573,11 +572,11 @@ def _overlap(train_rows: dict[int, int], test_rows: dict[int, int], a: torch.Ten
     return len(common), int((diff > 0).any(dim=1).sum()), float(diff.max())
 
 
-def _check_dst(dst: Path) -> None:
-    if dst.exists() and not dst.is_dir():
-        raise ReleaseError(f"{dst}: exists and is not a folder")
-    if dst.is_dir() and any(dst.iterdir()) and not (dst / "manifest.json").is_file():
-        raise ReleaseError(f"{dst}: folder is not empty and not a feature store; refusing to replace it")
+def _check_dst(dst: Path, foreign: bool) -> None:
+    try:
+        check_target(dst, RELEASE_STORE, foreign=foreign)
+    except OwnershipError as err:
+        raise ReleaseError(str(err)) from None
 
 
 def import_release(
@@ -586,20 +585,23 @@ def import_release(
     *,
     feature_dtype: torch.dtype = torch.float32,
     split: str = DEFAULT_SPLIT,
+    foreign: bool = False,
 ) -> FeatureStore:
     """Read the release folder ``src``, check it, and write it as a feature store at ``dst``.
 
     Everything is read and checked before anything is written; the store is built in a
     temporary folder next to ``dst`` and moved into place at the end, so on any error
-    ``dst`` is left as it was. An existing feature store at ``dst`` is replaced; any other
-    non-empty folder is refused. ``feature_dtype`` is the dtype the features are rounded
+    ``dst`` is left as it was. An earlier import at ``dst`` is replaced; any other non-empty
+    folder (a user's, another kind of bamir folder, an import holding the user's own files) is
+    refused unless ``foreign`` (the app's ``overwrite=true``; :func:`bamir.ownership.check_target`).
+    ``feature_dtype`` is the dtype the features are rounded
     to before writing (the store keeps float32).
     """
     if not (isinstance(feature_dtype, torch.dtype) and feature_dtype.is_floating_point):
         raise ValueError(f"feature_dtype must be a floating torch dtype, got {feature_dtype!r}")
     started = time.perf_counter()
     src, dst = Path(src), Path(dst)
-    _check_dst(dst)
+    _check_dst(dst, foreign)
     release = read_release(src)
     train, test = release.train, release.test
     sides = [train] + ([test] if test is not None else [])
@@ -772,31 +774,25 @@ def import_release(
         "files": dict(sorted(fh.items())),
     }
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}.import-"))
     try:
-        store = FeatureStore.create(tmp, accounts, pairs, splits, dataset=dataset)
-        for name, m in modalities.items():
-            store.write_modality(
-                name,
-                m["features"].to(feature_dtype),
-                m["present"],
-                config={"importer": "bamir.data.release", "files": m["files"], "feature_dtype": str(feature_dtype)},
-                inputs_hash=stable_hash({f: fh[f] for f in m["files"]}),
-                seconds=round(time.perf_counter() - started, 3),
-                counts=m["counts"],
-                skipped=m["skipped"],
-                note=m["note"],
+        with built_beside(dst, RELEASE_STORE, __name__) as tmp:
+            store = FeatureStore.create(tmp, accounts, pairs, splits, dataset=dataset)
+            for name, m in modalities.items():
+                store.write_modality(
+                    name,
+                    m["features"].to(feature_dtype),
+                    m["present"],
+                    config={"importer": "bamir.data.release", "files": m["files"], "feature_dtype": str(feature_dtype)},
+                    inputs_hash=stable_hash({f: fh[f] for f in m["files"]}),
+                    seconds=round(time.perf_counter() - started, 3),
+                    counts=m["counts"],
+                    skipped=m["skipped"],
+                    note=m["note"],
+                )
+            store.write_triplets(
+                TRIPLET_SET, triplets,
+                note=f"{TRIPLET_FILE}: {len(triplets)} (brand, positive, negative) triplets as store rows",
             )
-        store.write_triplets(
-            TRIPLET_SET, triplets,
-            note=f"{TRIPLET_FILE}: {len(triplets)} (brand, positive, negative) triplets as store rows",
-        )
-        publish_dir(tmp, dst)
     except StoreError as err:
-        shutil.rmtree(tmp, ignore_errors=True)
         raise ReleaseError(f"{src}: the store rejected the import: {err}") from err
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return FeatureStore(dst)

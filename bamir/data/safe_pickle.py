@@ -7,6 +7,13 @@ make without a global: lists, dicts, tuples, ints, floats, strings, bools and No
 sets and bytes, which are refused afterwards). Anything else -- a class instance, a
 reduce to a function, a numpy array -- raises :class:`UnsafePickleError` before any of
 its code can run.
+
+Pickles are also bounded: a file over ``max_bytes`` is refused before it is unpickled, and
+the loaded value before anything walks it when it nests deeper than ``max_depth`` or
+expands to more than ``max_items`` items (shared references counted once per use, as
+``repr``, ``json`` or a recursive walk meet them: a 216-byte pickle of lists that
+reference the previous list twice expands to 2^60 items). :func:`bounded_repr` prints a
+loaded value in bounded space.
 """
 
 from __future__ import annotations
@@ -14,11 +21,19 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import reprlib
 from pathlib import Path
 from typing import Any
 
 #: The Python types a plain pickle may hold.
 PLAIN_TYPES = (list, dict, tuple, int, float, str, bool, type(None))
+#: Limits of a plain pickle: file size, nesting depth, items once expanded.
+MAX_BYTES = 1 << 30
+MAX_DEPTH = 100
+MAX_ITEMS = 50_000_000
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -79,19 +94,69 @@ def _check_plain(obj: Any, where: str) -> None:
                 stack.extend(item)
 
 
-def loads_plain_pickle(data: bytes, where: str = "<bytes>") -> Any:
-    """Unpickle ``data`` admitting only plain data; ``where`` names the source in errors."""
+def _check_bounds(obj: Any, where: str, max_depth: int, max_items: int) -> None:
+    """Refuse ``obj`` when it nests deeper than ``max_depth`` or expands past ``max_items``.
+
+    One post-order walk with a memo per container: shared containers are visited once but
+    counted once per reference; a container met again on its own path (a cycle) counts 1.
+    """
+    expanded: dict[int, tuple[int, int]] = {}  # id -> (items, depth)
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(obj, False)]
+    while stack:
+        item, done = stack.pop()
+        key = id(item)
+        children = _children(item)
+        if done:
+            on_path.discard(key)
+            sizes = [expanded.get(id(c), (1, 0)) for c in children]
+            items = 1 + sum(n for n, _ in sizes)
+            depth = 1 + max((d for _, d in sizes), default=0)
+            if depth > max_depth:
+                _refuse(where, "nesting depth", f"nests deeper than {max_depth} levels")
+            if items > max_items:
+                _refuse(where, "size", f"expands to more than {max_items} items (shared references counted per use)")
+            expanded[key] = (items, depth)
+        elif children is not None and key not in expanded and key not in on_path:
+            on_path.add(key)
+            stack.append((item, True))
+            stack.extend((c, False) for c in children if isinstance(c, (list, tuple, dict)))
+
+
+def _children(item: Any) -> list[Any] | None:
+    if isinstance(item, dict):
+        return [*item.keys(), *item.values()]
+    return list(item) if isinstance(item, (list, tuple)) else None
+
+
+def _refuse(where: str, limit: str, what: str) -> None:
+    raise UnsafePickleError(where, limit, f"{where}: refused: the pickle {what} (the limit of a plain pickle)")
+
+
+def bounded_repr(value: Any) -> str:
+    """``repr(value)`` cut to a few items per container and 80 characters per string."""
+    return _REPR.repr(value)
+
+
+def loads_plain_pickle(data: bytes, where: str = "<bytes>", *, max_bytes: int = MAX_BYTES,
+                       max_depth: int = MAX_DEPTH, max_items: int = MAX_ITEMS) -> Any:
+    """Unpickle ``data`` admitting only plain data within the limits; ``where`` names the source in errors."""
+    if len(data) > max_bytes:
+        _refuse(where, "file size", f"has {len(data)} bytes, more than {max_bytes}")
     obj = _PlainUnpickler(io.BytesIO(data), where).load()
     _check_plain(obj, where)
+    _check_bounds(obj, where, max_depth, max_items)
     return obj
 
 
 def load_plain_pickle(path: str | os.PathLike) -> Any:
     """Load the pickle at ``path``, admitting only plain lists, dicts, tuples, ints, floats,
-    strings, bools and None.
+    strings, bools and None, within the limits of :func:`loads_plain_pickle`.
 
-    Raises :class:`UnsafePickleError` (naming the file and the refused global or type) for
-    anything else, and ``pickle.UnpicklingError`` / ``EOFError`` for a corrupt file.
+    Raises :class:`UnsafePickleError` (naming the file and the refused global, type or
+    limit) for anything else, and ``pickle.UnpicklingError`` / ``EOFError`` for a corrupt file.
     """
     path = Path(path)
+    if path.stat().st_size > MAX_BYTES:
+        _refuse(str(path), "file size", f"has {path.stat().st_size} bytes, more than {MAX_BYTES}")
     return loads_plain_pickle(path.read_bytes(), str(path))

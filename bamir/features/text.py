@@ -24,7 +24,27 @@ from gensim.parsing.preprocessing import STOPWORDS as _GENSIM_STOPWORDS
 #: gensim's English stop words (337 words), as a frozenset.
 STOP_WORDS: frozenset[str] = frozenset(_GENSIM_STOPWORDS)
 
-_STRIP = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\S+|(?<!\w)@[\w.]+")
+# Every pattern here runs in linear time on any input (a 1M-character token included): a
+# whitespace-separated run is scanned once, and an e-mail is found with ``str.find``, not
+# with a backtracking ``\S+@\S+\.\S+`` (quadratic on a long run without spaces).
+_RUN = re.compile(r"\S+")
+_URL_OR_MENTION = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)@[\w.]+")
+
+
+def is_email(run: str) -> bool:
+    """Whether a whitespace-free ``run`` reads as an e-mail: ``x@y.z`` (some text around each part)."""
+    at = run.find("@", 1)
+    return at >= 0 and run.find(".", at + 2, len(run) - 1) >= 0
+
+
+def _strip_run(match: re.Match[str]) -> str:
+    run = match.group()
+    return " " if is_email(run) else _URL_OR_MENTION.sub(" ", run)
+
+
+def strip_links(text: str) -> str:
+    """``text`` with URLs, e-mail addresses and ``@mentions`` replaced by spaces."""
+    return _RUN.sub(_strip_run, text)
 
 
 @lru_cache(maxsize=1)
@@ -80,7 +100,7 @@ def tokenize(text: str | None) -> list[str]:
     """
     if not isinstance(text, str) or not text:
         return []
-    text = _STRIP.sub(" ", normalise(text))
+    text = strip_links(normalise(text))
     return [word.replace("\u2019", "'") for word in _word_pattern().findall(text)]
 
 
