@@ -70,7 +70,8 @@ def main(cfg: DictConfig) -> None:
         sys.exit(2)
     started = time.perf_counter()
     try:
-        store = import_release(Path(cfg.src), Path(cfg.dst), feature_dtype=dtype, split=str(cfg.split))
+        store = import_release(Path(cfg.src), Path(cfg.dst), feature_dtype=dtype, split=str(cfg.split),
+                               foreign=cfg.overwrite)
     except ReleaseError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -23,7 +24,7 @@ def run(cfg: DictConfig):
 
     report: dict = {}
     store = prepare(cfg.raw_root, cfg.store_root, cfg.features, split=cfg.split,
-                    progress=bool(cfg.get("progress", True)), report=report)
+                    progress=bool(cfg.get("progress", True)), report=report, foreign=cfg.overwrite)
     width = max((len(m) for m in store.modalities), default=8)
     lines = [f"{'modality':<{width}}  {'dim':>5}  {'present':>7}  {'seconds':>8}  {'status':<8}  skipped"]
     status = {m: r["status"] for r in report.values() for m in r["modalities"]}
@@ -37,10 +38,16 @@ def run(cfg: DictConfig):
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="prepare")
 def main(cfg: DictConfig) -> None:
+    from bamir.ownership import OwnershipError
+    from bamir.cli.errors import app_errors
     from bamir.tracking import job_run
 
-    with job_run():
-        run(cfg)
+    with app_errors(cfg), job_run():
+        try:
+            run(cfg)
+        except OwnershipError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
 
 
 if __name__ == "__main__":

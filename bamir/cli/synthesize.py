@@ -4,7 +4,8 @@
 
 ``preset=NAME`` is shorthand for the Hydra group override ``synthetic=NAME``. The dataset
 is generated only if ``out`` is absent or holds another config's dataset (``force=true``
-regenerates); then it is validated, and the app exits 1 if the validator finds errors
+regenerates); a folder bamir did not write, or one holding files of the user's, is refused
+unless ``overwrite=true``. Then it is validated, and the app exits 1 if the validator finds errors
 (only possible when error-class defects were asked for).
 """
 
@@ -26,14 +27,19 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> int:
     from bamir.data.synthetic import config_hash, ensure_synthetic, synthesize
     from bamir.data.validate import validate_dataset
+    from bamir.ownership import OwnershipError
 
     preset = OmegaConf.to_container(cfg.synthetic, resolve=True)
     out = Path(str(cfg.out)).expanduser()
     start = time.perf_counter()
-    if cfg.get("force", False):
-        synthesize(out, preset, int(cfg.seed), overwrite=True)
-    else:
-        ensure_synthetic(out, preset, int(cfg.seed))
+    try:
+        if cfg.force:
+            synthesize(out, preset, int(cfg.seed), overwrite=True, foreign=cfg.overwrite)
+        else:
+            ensure_synthetic(out, preset, int(cfg.seed), foreign=cfg.overwrite)
+    except OwnershipError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
     elapsed = time.perf_counter() - start
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"dataset: {out} (preset {preset['name']}, seed {cfg.seed}, config {config_hash(preset, int(cfg.seed))[:12]}) "

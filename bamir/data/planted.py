@@ -24,6 +24,7 @@ import torch
 
 from bamir.data.schema import CATEGORIES
 from bamir.features.store import FeatureStore, StoreError
+from bamir.ownership import PLANTED_STORE, built_beside, check_target
 from bamir.utils import exclusive, stable_hash
 
 DEFAULT_MODALITIES: dict[str, dict] = {
@@ -51,8 +52,20 @@ class PlantedSpec:
 
 
 def make_planted_store(root: str | Path, spec: PlantedSpec | None = None, **overrides) -> FeatureStore:
-    """Generate the planted store in ``root``; ``overrides`` replace fields of ``spec``."""
-    spec = replace(spec or PlantedSpec(), **overrides)
+    """Generate the planted store in ``root``; ``overrides`` replace fields of ``spec``.
+
+    It is built beside ``root`` and swapped in, so a failure leaves an old ``root`` as it was.
+    A non-empty ``root`` that is not a planted store bamir wrote, or that holds the user's own
+    files, is refused (:func:`bamir.ownership.check_target`).
+    """
+    check_target(root, PLANTED_STORE)
+    with built_beside(root, PLANTED_STORE, __name__) as tmp:
+        _write_planted(tmp, replace(spec or PlantedSpec(), **overrides))
+    return FeatureStore(root)
+
+
+def _write_planted(root: Path, spec: PlantedSpec) -> None:
+    """Write the planted store of ``spec`` into the empty folder ``root``."""
     config = {"generator": "planted", **asdict(spec)}
     categories = CATEGORIES
     brands_per_category, influencers = spec.brands_per_category, spec.influencers
@@ -121,7 +134,6 @@ def make_planted_store(root: str | Path, spec: PlantedSpec | None = None, **over
         "brand_rows": torch.arange(n_brands),
         "influencer_rows": torch.arange(n_brands, n_brands + influencers),
     }, note="the planted brand x influencer affinity, for the oracle ranking")
-    return store
 
 
 def ensure_planted_store(root: str | Path, **overrides) -> FeatureStore:

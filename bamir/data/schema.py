@@ -18,6 +18,7 @@ A raw dataset is one folder::
                                     columns in the order brands and influencers appear in the accounts table
                                     (the generator adds its z-scored terms as "term_<name>", same shape)
     planted_defects.json            synthetic data only: {defect kind: [post or account ids]} it planted
+    .bamir-owned                    synthetic data only: the marker that bamir wrote the folder (bamir.ownership)
 
 ``dataset.yaml`` counts: accounts, brands, influencers, posts, images (posts whose image field is not
 empty), pairs. Validate a folder with :func:`bamir.data.validate.validate_dataset` (``bamir-validate``).

@@ -31,6 +31,12 @@ The process that writes holds the store's lock (:func:`bamir.utils.exclusive`) t
 so processes preparing the same store at once (the jobs of a parallel sweep, the SLURM
 tasks of a training run) take turns: the first computes, the others find the store fresh.
 A fresh store is only read.
+
+The store folder is bamir's (:mod:`bamir.ownership`): a non-empty folder that is not a feature
+store bamir wrote is refused, unless ``foreign`` (the app's ``overwrite=true``); the store is
+then built in ``.<name>.new`` beside it (every process of a distributed extraction writes its
+shards there; a rerun after a kill resumes there) and swapped in at the end. Files of the
+user's in a store bamir wrote are kept: a store is updated in place, never replaced whole.
 """
 
 from __future__ import annotations
@@ -43,16 +49,21 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from bamir.data.schema import AFFINITY_FILE, DATASET_FILE, RawDataset, read_planted_affinity
+from bamir.data.schema import AFFINITY_FILE, DATASET_FILE, KNOWLEDGE_DIR, RawDataset, read_planted_affinity
 from bamir.features.common import train_accounts
 from bamir.features.extraction import extraction_trainer, launch_rank
 from bamir.features.store import FeatureStore
-from bamir.utils import exclusive, file_hash, stable_hash
+from bamir.ownership import FEATURE_STORE, MARKER, check_target, claim
+from bamir.utils import exclusive, file_hash, publish_dir, stable_hash
 
 log = logging.getLogger("bamir.prepare")
 
 WORK_DIR = "work"
 EXTRACTION = "extraction"  # the entry of stages_cfg that says where distributed stages run
+#: Validator codes preparing tolerates: the image stages skip such images and count them in ``skipped``.
+TOLERATED = ("image_missing", "image_unreadable")
+#: ConceptNet rows the validator checks before preparing (the concept stage reads them all).
+VALIDATED_CONCEPTNET_ROWS = 100_000
 
 
 def load_stages(stages_cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,6 +89,23 @@ def load_stages(stages_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return stages
 
 
+def require_valid_raw(raw_root: Path, stages: Mapping[str, Any]) -> None:
+    """Run the validator first (image paths checked, images not decoded); raise its
+    :class:`~bamir.data.validate.ValidationError` (file, row, field) on errors.
+
+    Missing or corrupt images are tolerated (the image stages skip and count them); the
+    ``knowledge/`` files matter only when a stage reads them (``knowledge_paths``).
+    """
+    from bamir.data.validate import ValidationError, validate_dataset
+
+    report = validate_dataset(raw_root, check_images=False, tolerate=TOLERATED,
+                              max_conceptnet_rows=VALIDATED_CONCEPTNET_ROWS)
+    if not any(hasattr(stage, "knowledge_paths") for stage in stages.values()):
+        report.issues = [i for i in report.issues if not i.file.startswith(f"{KNOWLEDGE_DIR}/")]
+    if not report.ok:
+        raise ValidationError(report)
+
+
 def stage_inputs_hash(stage: Any, raw: RawDataset, train_hash: str) -> str:
     """The inputs hash the store records for ``stage``: its raw inputs and, if it fits, the split."""
     return stable_hash([stage.inputs_hash(raw), train_hash if getattr(stage, "fitted", True) else None])
@@ -92,6 +120,7 @@ def prepare(
     progress: bool = True,
     report: dict[str, Any] | None = None,
     multiprocess: bool = True,
+    foreign: bool = False,
 ) -> FeatureStore:
     """Create or update the feature store at ``store_root`` from the raw dataset at ``raw_root``.
 
@@ -99,31 +128,46 @@ def prepare(
     ``{"status": "fresh" | "computed" | "helped", "seconds": float, "modalities": [...]}``.
     ``multiprocess=False`` refuses an extraction config of several processes (for callers
     whose process must not be launched again, such as the training app) and makes every
-    process a writer of its own, whatever its launcher rank.
+    process a writer of its own, whatever its launcher rank. ``foreign`` lets it replace a
+    folder that is not a feature store bamir wrote (see the module docstring).
     """
     raw_root, store_root = Path(raw_root), Path(store_root)
     if multiprocess and launch_rank() != 0:
-        return _prepare(raw_root, store_root, stages_cfg, split, progress, report, multiprocess, helper=True)
+        replacing = check_target(store_root, FEATURE_STORE, foreign=foreign, replaces=False)
+        return _prepare(raw_root, store_root, stages_cfg, split, progress, report, multiprocess, helper=True,
+                        replacing=replacing)
     with exclusive(store_root, "prepare"):
-        return _prepare(raw_root, store_root, stages_cfg, split, progress, report, multiprocess, helper=False)
+        replacing = check_target(store_root, FEATURE_STORE, foreign=foreign, replaces=False)
+        return _prepare(raw_root, store_root, stages_cfg, split, progress, report, multiprocess, helper=False,
+                        replacing=replacing)
 
 
-def _prepare(raw_root: Path, store_root: Path, stages_cfg: Mapping[str, Any], split: str, progress: bool,
-             report: dict[str, Any] | None, multiprocess: bool, helper: bool) -> FeatureStore:
+def staging_root(store_root: Path) -> Path:
+    """Where a store that replaces a foreign folder is built before the swap."""
+    return store_root.parent / f".{store_root.name}.new"
+
+
+def _prepare(raw_root: Path, final_root: Path, stages_cfg: Mapping[str, Any], split: str, progress: bool,
+             report: dict[str, Any] | None, multiprocess: bool, helper: bool, replacing: bool) -> FeatureStore:
     start = time.perf_counter()
+    stages = load_stages(stages_cfg)
+    if not helper:
+        require_valid_raw(raw_root, stages)
     raw = RawDataset.load(raw_root)
+    store_root = staging_root(final_root) if replacing else final_root
     if helper:  # never writes: reads the manifest rank zero decides from
         store = FeatureStore(store_root) if (store_root / "manifest.json").is_file() else None
         accounts = raw.accounts["account_id"].astype(str).tolist()
     else:
         dataset = {**{k: v for k, v in raw.info.items() if not isinstance(v, (dict, list))},
                    "raw_root": str(raw_root), "split": split}
+        if not (store_root / MARKER).is_file():
+            claim(store_root, FEATURE_STORE, __name__)
         store = FeatureStore.create(store_root, raw.accounts, raw.pairs, raw.splits, dataset=dataset)
         accounts = store.account_ids
         _keep_planted_affinity(raw_root, store)
     train = train_accounts(raw, split)
     train_hash = stable_hash(sorted(train))
-    stages = load_stages(stages_cfg)
     stages = dict(sorted(stages.items(), key=lambda item: not getattr(item[1], "distributed", False)))
     extraction = _extraction_cfg(stages_cfg)
     trainer = None
@@ -157,7 +201,7 @@ def _prepare(raw_root: Path, store_root: Path, stages_cfg: Mapping[str, Any], sp
                 if trainer.world_size > 1 and not multiprocess:
                     raise RuntimeError(
                         f"{name}: features.extraction asks for {trainer.world_size} processes, but this app prepares "
-                        f"features in its own process; run `bamir-prepare raw_root={raw_root} store_root={store_root} "
+                        f"features in its own process; run `bamir-prepare raw_root={raw_root} store_root={final_root} "
                         f"features/extraction=...` first (the store is then fresh here)")
                 log.info("extraction: %d process(es), %s", trainer.world_size, type(trainer.accelerator).__name__)
             outputs = stage.run(raw, accounts, train, workdir, trainer=trainer)
@@ -194,11 +238,14 @@ def _prepare(raw_root: Path, store_root: Path, stages_cfg: Mapping[str, Any], sp
                 shutil.rmtree(old, ignore_errors=True)
         log.info("%s: done in %.1fs%s", tag, seconds, f", peak RSS {peak} MiB" if peak is not None else "")
         report[name] = {"status": "computed", "seconds": seconds, "modalities": list(modalities)}
-    if trainer is not None:  # helpers wait here until rank zero has written every stage
+    if replacing and not helper:
+        publish_dir(store_root, final_root)
+        store = FeatureStore(final_root)
+    if trainer is not None:  # helpers wait here until rank zero has written (and swapped in) every stage
         trainer.strategy.barrier("prepare-finished")
     if helper:
         log.info("prepare: helper process done in %.1fs", time.perf_counter() - start)
-        return FeatureStore(store_root)
+        return FeatureStore(final_root)
     log.info("prepare: finished in %.1fs; store %s", time.perf_counter() - start, store)
     return store
 

@@ -2,8 +2,8 @@
 
 Public API::
 
-    synthesize(out_dir, cfg=None, seed=0, overwrite=False) -> Path
-    ensure_synthetic(out_dir, cfg=None, seed=0) -> Path   # generate only if absent or stale
+    synthesize(out_dir, cfg=None, seed=0, overwrite=False, foreign=False) -> Path
+    ensure_synthetic(out_dir, cfg=None, seed=0, foreign=False) -> Path   # generate only if absent or stale
     merge_config(cfg) -> dict                              # DEFAULTS updated with a (partial) preset
     config_hash(cfg, seed) -> str                          # stored in dataset.yaml provenance
     is_synthetic(root) -> provenance dict | None

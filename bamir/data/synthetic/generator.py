@@ -11,7 +11,6 @@ import json
 import logging
 import multiprocessing
 import os
-import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +27,8 @@ from bamir.data.synthetic import knowledge, posts, profiles
 from bamir.data.synthetic.config import GENERATOR_VERSION, config_hash, merge_config, output_config
 from bamir.data.synthetic.vocabulary import EMOJI, FOREIGN_CAPTIONS, TOPICS
 from bamir.data.synthetic.world import AFFINITY_TERMS, World, make_world
-from bamir.utils import atomic_write_bytes, atomic_write_json, atomic_write_text, exclusive, publish_dir
+from bamir.ownership import SYNTHETIC, built_beside, check_target
+from bamir.utils import atomic_write_bytes, atomic_write_json, atomic_write_text, exclusive
 
 log = logging.getLogger(__name__)
 
@@ -361,50 +361,39 @@ def is_synthetic(root: str | os.PathLike) -> dict[str, Any] | None:
     return provenance if provenance.get("generator") == GENERATOR else None
 
 
-def _replaceable(out: Path) -> bool:
-    return not out.exists() or (out.is_dir() and not any(out.iterdir())) or is_synthetic(out) is not None
-
-
 def synthesize(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None = None, seed: int = 0,
-               *, overwrite: bool = False) -> Path:
+               *, overwrite: bool = False, foreign: bool = False) -> Path:
     """Generate a synthetic raw dataset into ``out_dir`` and return its path.
 
     ``cfg`` is a preset (``conf/synthetic/*.yaml``, a dict or DictConfig, possibly partial:
     missing keys take :data:`~bamir.data.synthetic.config.DEFAULTS`). The folder is written
-    under a temporary name and renamed at the end, so an interrupted run leaves nothing half
-    done. An existing non-empty ``out_dir`` is replaced only with ``overwrite=True`` and only
-    if this generator wrote it (never a user's real dataset).
+    under a temporary name beside ``out_dir`` and swapped in at the end, so an interrupted run
+    leaves the old folder as it was. An existing non-empty ``out_dir`` is replaced only with
+    ``overwrite=True`` and only if it is a synthetic dataset bamir wrote holding none of the
+    user's own files (:func:`bamir.ownership.check_target`); ``foreign=True`` (the app's
+    ``overwrite=true``) replaces any folder.
     """
     merged = merge_config(cfg)
     out = Path(out_dir)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        if not overwrite:
-            raise FileExistsError(f"{out} exists; pass overwrite=True to regenerate it")
-        if is_synthetic(out) is None:
-            raise FileExistsError(f"{out} exists and is not a synthetic dataset written by {GENERATOR}: "
-                                  "refusing to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not (overwrite or foreign):
+        raise FileExistsError(f"{out} exists; pass overwrite=True to regenerate it")
+    check_target(out, SYNTHETIC, foreign=foreign)
+    with built_beside(out, SYNTHETIC, GENERATOR) as tmp:
         timings = _generate(tmp, merged, int(seed))
-        publish_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log.info("synthetic dataset %s (preset %s, seed %d) written in %.1f s (world %.1f s, text %.1f s, "
              "images %.1f s)", out, merged["name"], seed, timings["total"], timings["world"], timings["text"],
              timings["images"])
     return out
 
 
-def ensure_synthetic(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None = None, seed: int = 0) -> Path:
+def ensure_synthetic(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None = None, seed: int = 0,
+                     *, foreign: bool = False) -> Path:
     """``out_dir`` if it holds the dataset of this config and seed; otherwise (re)generate it.
 
     Regenerates when the folder is absent or was made with another config, seed or generator
     version (compared through ``provenance.config_hash`` in ``dataset.yaml``). Refuses to
-    touch a non-empty folder this generator did not write.
+    touch a non-empty folder this generator did not write, or one holding the user's own
+    files, unless ``foreign`` (see :func:`synthesize`).
     """
     out = Path(out_dir)
     wanted = config_hash(cfg, seed)
@@ -418,8 +407,4 @@ def ensure_synthetic(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None =
     with exclusive(out, "synthetic dataset"):
         if fresh():  # another process generated it while we waited
             return out
-        if not _replaceable(out):
-            raise FileExistsError(f"{out} exists and is not a synthetic dataset written by {GENERATOR}: "
-                                  "refusing to replace it")
-        return synthesize(out, cfg, seed, overwrite=True)
-
+        return synthesize(out, cfg, seed, overwrite=True, foreign=foreign)
