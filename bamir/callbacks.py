@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from bamir.metric_names import metric_names
 from bamir.metric_names import mode as metric_mode
+
+log = logging.getLogger(__name__)
 
 
 class BestValidation(L.Callback):
@@ -91,3 +95,55 @@ class BestCheckpoint(ModelCheckpoint):
                           "kth_best_model_path": str(copy), "kth_value": score, "best_k_models": {str(copy): score},
                           "last_model_path": ""}
         super().load_state_dict(state_dict)
+
+
+class RunStopped(Exception):
+    """A fit stopped by a signal (SIGTERM, SIGINT) at a batch boundary."""
+
+    def __init__(self, signum: int, epoch: int):
+        self.signum, self.epoch = signum, epoch
+        super().__init__(f"stopped by {signal.Signals(signum).name} during epoch {epoch}")
+
+
+class StopOnSignal(L.Callback):
+    """SIGTERM and SIGINT stop a fit after the current batch, raising :class:`RunStopped`.
+
+    No checkpoint is written mid-epoch: ``last.ckpt`` of the last finished epoch stays the one
+    to resume from (a run started again in its folder does), and the stopped epoch is trained
+    again, so the resumed run ends as an uninterrupted one. The handlers replace Lightning's
+    own (whose SIGTERM exits 0 and SIGINT skips the metrics) during the fit only.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.signum = None
+        try:
+            self._previous = {s: signal.signal(s, self._on_signal) for s in self.SIGNALS}
+        except ValueError:  # not the main thread: signals stay with the process's handlers
+            self._previous = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            log.warning("received %s: stopping after this batch", signal.Signals(signum).name)
+
+    def _stop_if_signalled(self, trainer: L.Trainer) -> None:
+        if self.signum is not None and not trainer.sanity_checking:
+            raise RunStopped(self.signum, trainer.current_epoch)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self._stop_if_signalled(trainer)
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.state.fn == "fit":
+            self._stop_if_signalled(trainer)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}

@@ -13,9 +13,11 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from bamir.callbacks import RunStopped
+from bamir.checkpoints import newest_matching_run, read_checkpoint
 from bamir.config import check_output_dir, instantiate
 from bamir.datamodule import RankingDataModule
-from bamir.models.base import RankingModule, load_checkpoint
+from bamir.models.base import RankingModule, check_store, load_checkpoint
 from bamir.metric_names import metric_names
 from bamir.report import metric_table
 from bamir.tracking import job_run
@@ -74,17 +76,13 @@ def build_trainer(cfg: DictConfig, with_callbacks: bool = True) -> L.Trainer:
 
 
 def resolve_checkpoint(cfg: DictConfig) -> str | None:
-    """``ckpt_path``: a path, or ``last`` = the newest ``last.ckpt`` among this task's earlier runs."""
+    """``ckpt_path``: a path, or ``last`` = the newest ``last.ckpt`` among the earlier runs of ``ckpt_task``
+    with the same ``ckpt_match`` settings (:func:`~bamir.checkpoints.newest_matching_run`)."""
     path = cfg.get("ckpt_path")
     if path in (None, "", "null"):
         return None
     if path == "last":
-        runs = Path(cfg.paths.log_dir) / cfg.task_name
-        here = Path(cfg.paths.output_dir).resolve()
-        found = [p for p in runs.rglob("checkpoints/last.ckpt") if here not in p.resolve().parents]
-        if not found:
-            raise FileNotFoundError(f"ckpt_path=last: no checkpoints/last.ckpt under {runs}")
-        return str(max(found, key=lambda p: p.stat().st_mtime))
+        return newest_matching_run(Path(cfg.paths.log_dir) / cfg.ckpt_task, cfg, Path(cfg.paths.output_dir))
     if not Path(path).is_file():
         raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file")
     return str(path)
@@ -103,6 +101,33 @@ def interrupted_checkpoint(cfg: DictConfig) -> str | None:
         return None
     log.info("%s exists: this run was stopped and started again in its folder; resuming from it", own)
     return str(own)
+
+
+def resume_checkpoint(cfg: DictConfig, datamodule: RankingDataModule) -> str | None:
+    """The checkpoint a fit resumes from (``ckpt_path``, else the run folder's own), read whole first
+    and refused when trained on another feature store."""
+    path = resolve_checkpoint(cfg) or interrupted_checkpoint(cfg)
+    if path is not None:
+        check_store(path, read_checkpoint(path), datamodule.store)
+    return path
+
+
+def check_checkpoint_dirs(cfg: DictConfig) -> None:
+    """Probe every checkpoint folder of ``conf/callbacks`` for writing before any work."""
+    for callback in (cfg.get("callbacks") or {}).values():
+        if callback is not None and callback.get("dirpath"):
+            check_output_dir(callback.dirpath, cfg.paths.get("min_free_mb", 100))
+
+
+def fit(trainer: L.Trainer, model: RankingModule, datamodule: RankingDataModule, ckpt: str | None,
+        output_dir: Path) -> None:
+    """``trainer.fit``; one stopped by a signal writes ``metrics.json`` of what was done
+    (with ``stopped/epoch``) before :class:`~bamir.callbacks.RunStopped` goes on."""
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+    except RunStopped as stop:
+        _report({**trainer.callback_metrics, "stopped/epoch": stop.epoch}, output_dir, trainer)
+        raise
 
 
 def _report(metrics: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> dict[str, float]:
@@ -135,6 +160,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     check_optimized_metric(cfg)
     check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
+    check_checkpoint_dirs(cfg)
     datamodule = build_data(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)  # after the store: building it draws random numbers
     model = build_model(cfg, datamodule)
@@ -147,8 +173,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.info("%s has no parameters: nothing to train, evaluating as is", type(model).__name__)
     elif cfg.get("train", True):
         start = time.perf_counter()
-        ckpt = resolve_checkpoint(cfg) or interrupted_checkpoint(cfg)
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+        fit(trainer, model, datamodule, resume_checkpoint(cfg, datamodule), output_dir)
         metrics.update(trainer.callback_metrics)
         metrics["time/fit_seconds"] = time.perf_counter() - start
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -208,9 +233,15 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 def train_task(cfg: DictConfig) -> float:
     """``bamir-train``'s job: :func:`train`, then the value sweepers optimise: ``optimized_metric`` of
-    the best checkpoint (its best validation value when it is a validation metric)."""
-    with job_run():
-        metrics = train(cfg)
+    the best checkpoint (its best validation value when it is a validation metric). A run stopped by
+    SIGTERM or SIGINT exits with 128 + the signal's number (143, 130), as a killed process does."""
+    try:
+        with job_run():
+            metrics = train(cfg)
+    except RunStopped as stop:
+        log.error("%s; metrics.json holds what was done. Run the same command in the same folder "
+                  "(hydra.run.dir=%s) to resume from its last finished epoch", stop, cfg.paths.output_dir)
+        raise SystemExit(128 + stop.signum) from None
     return optimized_value(cfg.optimized_metric, metrics)
 
 

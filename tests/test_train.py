@@ -76,6 +76,11 @@ def test_ckpt_last_finds_the_newest_run(tmp_path, shared_data):
     older = Path(cfg.paths.log_dir) / "train" / "runs" / "a" / "checkpoints"
     older.mkdir(parents=True)
     (older / "last.ckpt").write_bytes(b"x")
+    from omegaconf import OmegaConf
+
+    (older.parent / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.masked_copy(cfg, ["dataset", "model", "data", "sampler", "seed"]),
+                   older.parent / ".hydra" / "config.yaml")  # the run's config, as Hydra saves it
     assert resolve_checkpoint(cfg) == str(older / "last.ckpt")
 
 

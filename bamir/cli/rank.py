@@ -40,7 +40,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("brand") in (None, "") and not cfg.get("brand_posts"):
         raise ValueError("say which brand: brand=NAME (username or id), brand=all (every test brand), "
                          "or brand_posts=PATH (a new brand's posts)")
-    ckpt = _checkpoint(cfg, resolve_checkpoint)
+    ckpt = resolve_checkpoint(cfg)
     try:
         datamodule, model = load_run(cfg, ckpt)  # the data served as in the checkpoint's training
     except OtherStoreError as err:
@@ -164,18 +164,6 @@ def _device(cfg: DictConfig) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "auto") else str(device)
 
 
-def _checkpoint(cfg: DictConfig, resolve) -> str:
-    """``ckpt_path``; ``last`` looks among the runs of ``ckpt_task`` (training), not this app's own."""
-    from omegaconf import open_dict
-
-    if cfg.ckpt_path == "last":
-        probe = cfg.copy()
-        with open_dict(probe):
-            probe.task_name = cfg.get("ckpt_task", "train")
-        return resolve(probe)
-    return resolve(cfg)
-
-
 def _trained_on_hint(ckpt: str) -> str:
     """'; its training run used store ...' from the run's saved Hydra config, when there is one."""
     config = Path(ckpt).resolve().parent.parent / ".hydra" / "config.yaml"
@@ -224,17 +212,11 @@ def _result_json(cfg, ckpt, store, raw_root, ranking, frame, profiles, flt, cold
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="rank")
 def main(cfg: DictConfig) -> None:
-    from bamir.coldstart import ColdStartError
-    from bamir.ranking import UnknownNameError
+    from bamir.cli.errors import app_errors
     from bamir.tracking import job_run
 
-    try:
-        with job_run():
-            rank(cfg)
-    except (UnknownNameError, ColdStartError, ValueError, FileNotFoundError) as err:
-        # a user error (unknown name, other store, missing file): the message says what to do; no traceback
-        log.error("%s", err)
-        raise SystemExit(2) from None
+    with app_errors(cfg), job_run():  # a user error (unknown name, other store, missing file): one message, exit 2
+        rank(cfg)
 
 
 if __name__ == "__main__":

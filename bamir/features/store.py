@@ -306,11 +306,12 @@ class FeatureStore:
         return path.is_file() and file_hash(path) == record["sha256"]
 
     def fingerprint(self, modalities: list[str] | None = None) -> dict[str, Any]:
-        """What a checkpoint remembers of the store: account order and per-modality config hashes."""
+        """What a checkpoint remembers of the store: account order and per-modality config and inputs hashes."""
         names = self.modalities if modalities is None else modalities
         return {
             "accounts": self.manifest["accounts"]["sha256"],
-            "modalities": {n: {"dim": self.record(n)["dim"], "config_hash": self.record(n)["config_hash"]} for n in names},
+            "modalities": {n: {key: self.record(n).get(key) for key in ("dim", "config_hash", "inputs_hash")}
+                           for n in names},
         }
 
     def _read_checked(self, path: Path, expected_hash: str) -> bytes:

@@ -123,14 +123,16 @@ def load_checkpoint(path: str, datamodule) -> RankingModule:
     data settings (modalities, standardisation and its statistics;
     :meth:`~bamir.datamodule.RankingDataModule.load_state_dict`) and is set up here; one set up
     already must serve exactly those. Refuses (:class:`OtherStoreError`) a checkpoint trained on
-    another account order or feature config, naming what differs.
+    another account order, feature config or feature inputs, naming what differs; a
+    truncated or unreadable file with its path (:class:`~bamir.checkpoints.CheckpointError`).
     """
+    from bamir.checkpoints import read_checkpoint
     from bamir.datamodule import checkpoint_data
     from bamir.features.store import FeatureStore
 
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path)
     cls = _model_class(path, checkpoint)
-    _check_store(path, checkpoint, FeatureStore(datamodule.store_dir))
+    check_store(path, checkpoint, FeatureStore(datamodule.store_dir))
     datamodule.load_state_dict(checkpoint_data(checkpoint))
     datamodule.setup()
     model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
@@ -148,8 +150,9 @@ def _model_class(path: str, checkpoint: dict[str, Any]) -> type[RankingModule]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def _check_store(path: str, checkpoint: dict[str, Any], store) -> None:
-    """:class:`OtherStoreError` unless ``store`` has the account order and modalities the checkpoint was trained on."""
+def check_store(path: str, checkpoint: dict[str, Any], store) -> None:
+    """:class:`OtherStoreError` unless ``store`` has the account order and modalities (computed from the
+    same inputs with the same configs) the checkpoint was trained on."""
     saved = checkpoint.get("hyper_parameters", {}).get("store_fingerprint") or {}
     if not saved:
         return
@@ -160,7 +163,9 @@ def _check_store(path: str, checkpoint: dict[str, Any], store) -> None:
     for name, record in saved.get("modalities", {}).items():
         if name not in current.get("modalities", {}):
             differences.append(f"modality {name!r} is missing from the store")
-        elif record != current["modalities"][name]:
-            differences.append(f"modality {name!r}: checkpoint {record}, store {current['modalities'][name]}")
+        else:
+            here = current["modalities"][name]
+            differences += [f"modality {name!r}: {key} {value!r} in the checkpoint, {here.get(key)!r} in the store"
+                            for key, value in record.items() if here.get(key) != value]
     if differences:
         raise OtherStoreError(f"{path}: trained on another feature store: " + "; ".join(differences))

@@ -1,0 +1,98 @@
+"""Checkpoints that are whole and belong to their run.
+
+- :class:`AtomicCheckpointIO` writes every checkpoint through a temporary file in the same
+  folder, fsync and a rename (``conf/trainer/default.yaml``): a full disk or a kill while
+  saving leaves the previous ``last.ckpt`` as it was.
+- :func:`read_checkpoint` reads one whole before a run uses it, naming the file when it
+  cannot (:class:`CheckpointError`).
+- :func:`newest_matching_run` is ``ckpt_path=last``: the newest checkpoint among earlier runs
+  whose saved config (``.hydra/config.yaml``) agrees with this one on ``ckpt_match``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+from bamir.utils import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, truncated, or of a run with another config."""
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing each file atomically (temporary file, fsync, rename)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, read whole; :class:`CheckpointError` naming it when it cannot be."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint, truncated or corrupt ({type(err).__name__}: {err}); "
+            "delete it to start afresh, or pass ckpt_path=PATH of another checkpoint"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+def newest_matching_run(runs: Path, cfg: DictConfig, exclude: Path) -> str:
+    """``runs/**/checkpoints/last.ckpt`` of the newest run (outside ``exclude``) whose saved config
+    agrees with ``cfg`` on the keys ``cfg.ckpt_match``; :class:`CheckpointError` naming what differs."""
+    exclude = exclude.resolve()
+    found = [p for p in runs.rglob("checkpoints/last.ckpt") if exclude not in p.resolve().parents]
+    if not found:
+        raise FileNotFoundError(f"ckpt_path=last: no checkpoints/last.ckpt under {runs}")
+    found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    keys = list(cfg.ckpt_match)
+    for path in found:
+        if not config_differences(cfg, path.parent.parent, keys):
+            log.info("ckpt_path=last: %s (the newest run under %s with the same %s)", path, runs, ", ".join(keys))
+            return str(path)
+    differences = "; ".join(config_differences(cfg, found[0].parent.parent, keys)[:10])
+    raise CheckpointError(
+        f"ckpt_path=last: no run under {runs} has this run's {', '.join(keys)}; the newest, "
+        f"{found[0].parent.parent}, differs: {differences}. Pass ckpt_path=PATH to resume it anyway"
+    )
+
+
+def config_differences(cfg: DictConfig, run: Path, keys: list[str]) -> list[str]:
+    """``key: value there, value here`` for each setting under ``keys`` where ``run``'s saved config differs."""
+    saved_path = run / ".hydra" / "config.yaml"
+    if not saved_path.is_file():
+        return [f"it has no saved config ({saved_path})"]
+    there, here = _settings(OmegaConf.load(saved_path), keys), _settings(cfg, keys)
+    return [f"{k}: {there.get(k)!r} there, {here.get(k)!r} here"
+            for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+
+
+def _settings(conf: DictConfig, keys: list[str]) -> dict[str, Any]:
+    """The settings under ``keys``, unresolved (as Hydra saves them), as ``{"a.b": leaf}``."""
+    tree = OmegaConf.to_container(conf, resolve=False)
+    return _flat({k: tree.get(k) for k in keys})
+
+
+def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": leaf}`` of nested dicts; lists and scalars are leaves."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
