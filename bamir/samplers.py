@@ -73,8 +73,20 @@ class NegativeSampler:
         self.resample_every_epoch = resample_every_epoch
         self.max_tries = max_tries
 
+    def per_positive(self) -> dict[str, int]:
+        """Negatives drawn per positive, by the config key that sets them."""
+        return {}
+
+    def check_pool(self, data: TrainingData) -> None:
+        """Refuse more negatives per positive than the pool has influencers."""
+        counts = self.per_positive()
+        if sum(counts.values()) > len(data.pool):
+            raise ValueError(f"{sum(counts.values())} negatives per positive (config keys {', '.join(counts)}) exceed "
+                             f"the pool of {len(data.pool)} training influencers: allowed 1..{len(data.pool)} in all")
+
     def sample(self, data: TrainingData, generator: torch.Generator) -> Tensor:
         """Return ``[T, 2 + n]`` rows ``(brand, positive, negatives...)``."""
+        self.check_pool(data)
         return torch.cat([self._sample_once(data, generator) for _ in range(self.repeats)])
 
     def _sample_once(self, data: TrainingData, generator: torch.Generator) -> Tensor:
@@ -118,6 +130,9 @@ class UniformSampler(NegativeSampler):
     def __init__(self, negatives: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.negatives = negatives
+
+    def per_positive(self) -> dict[str, int]:
+        return {"sampler.negatives": self.negatives}
 
     def draw(self, data, brands, generator):
         out = _uniform(data.pool, len(brands) * self.negatives, generator).view(len(brands), self.negatives)
@@ -166,6 +181,9 @@ class SameCategorySampler(NegativeSampler):
         super().__init__(**kwargs)
         self.negatives = negatives
 
+    def per_positive(self) -> dict[str, int]:
+        return {"sampler.negatives": self.negatives}
+
     def draw(self, data, brands, generator):
         pools = _CategoryPools(data)
         repeated = brands.repeat_interleave(self.negatives)
@@ -181,6 +199,9 @@ class MixedSampler(NegativeSampler):
         super().__init__(repeats=repeats, **kwargs)
         self.uniform = UniformSampler(uniform, max_tries=self.max_tries)
         self.same_category = SameCategorySampler(same_category, max_tries=self.max_tries)
+
+    def per_positive(self) -> dict[str, int]:
+        return {"sampler.uniform": self.uniform.negatives, "sampler.same_category": self.same_category.negatives}
 
     def _sample_once(self, data, generator):
         negatives = torch.cat(
@@ -202,6 +223,9 @@ class KBucketSampler(UniformSampler):
         super().__init__(negatives=k - 1, **kwargs)
         self.k = k
 
+    def per_positive(self) -> dict[str, int]:
+        return {"sampler.k": self.negatives}
+
 
 class PopularitySampler(NegativeSampler):
     """Negatives drawn with probability ``(1 + degree) ** alpha`` over the pool (word2vec-style)."""
@@ -210,6 +234,9 @@ class PopularitySampler(NegativeSampler):
         super().__init__(**kwargs)
         self.negatives = negatives
         self.alpha = alpha
+
+    def per_positive(self) -> dict[str, int]:
+        return {"sampler.negatives": self.negatives}
 
     def weights(self, data: TrainingData) -> Tensor:
         return (1.0 + data.degree()[data.pool].double()) ** self.alpha

@@ -134,6 +134,7 @@ def test_input_and_split_changes(raw_root, prepared, tmp_path):
     # a different split: the fitted stages recompute, the image stage (nothing fitted) does not
     splits = json.loads((raw / "splits.json").read_text())
     splits["discover"]["train_brands"], splits["discover"]["test_brands"] = ["b0"], ["b1", "b2", "b3"]
+    splits["discover"]["test_candidates"].append("i3")  # a positive of b1: the split stays valid (prepare validates)
     (raw / "splits.json").write_text(json.dumps(splits))
     report: dict = {}
     prepare(raw, store_root, CHEAP, progress=False, report=report)

@@ -496,7 +496,7 @@ def test_cli(release, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["bamir-import-release", f"src={tmp_path / 'nowhere'}", f"dst={tmp_path / 'x'}"])
     with pytest.raises(SystemExit) as info:
         main()
-    assert info.value.code == 1 and "nowhere" in capsys.readouterr().err
+    assert info.value.code == 2 and "nowhere" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ the real release

@@ -14,9 +14,10 @@ from bamir.cli import CONFIG_DIR
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="benchmark")
 def main(cfg: DictConfig) -> None:
     from bamir.benchmark import run_benchmark  # after Hydra has parsed the command line: --help stays fast
+    from bamir.cli.errors import app_errors
     from bamir.tracking import job_run
 
-    with job_run():
+    with app_errors(cfg), job_run():
         run_benchmark(cfg)
 
 

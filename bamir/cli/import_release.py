@@ -59,7 +59,8 @@ def summary(store: FeatureStore, seconds: float | None = None) -> str:
 def main(cfg: DictConfig) -> None:
     import torch
 
-    from bamir.data.release import ReleaseError, import_release
+    from bamir.cli.errors import app_errors
+    from bamir.data.release import import_release
 
     if OmegaConf.is_missing(cfg, "src"):
         print("usage: bamir-import-release src=PATH/train_test_split [dst=PATH/store]", file=sys.stderr)
@@ -69,12 +70,9 @@ def main(cfg: DictConfig) -> None:
         print(f"error: feature_dtype={cfg.feature_dtype!r} is not a floating torch dtype", file=sys.stderr)
         sys.exit(2)
     started = time.perf_counter()
-    try:
+    with app_errors(cfg):
         store = import_release(Path(cfg.src), Path(cfg.dst), feature_dtype=dtype, split=str(cfg.split),
                                foreign=cfg.overwrite)
-    except ReleaseError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
     print(summary(store, time.perf_counter() - started))
 
 

@@ -53,7 +53,10 @@ def run(cfg: DictConfig) -> int:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="synthesize", version_base="1.3")
 def _app(cfg: DictConfig) -> int:
-    return run(cfg)
+    from bamir.cli.errors import app_errors
+
+    with app_errors(cfg):
+        return run(cfg)
 
 
 def _alias(arg: str) -> str:

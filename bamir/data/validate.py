@@ -178,7 +178,7 @@ def _check_counts(c: _Collector, frame: pd.DataFrame, name: str, columns: Iterab
         missing = _missing(values) if values.dtype == object or str(values.dtype).startswith(("string", "str")) \
             else values.isna().to_numpy()
         bad = numeric.isna().to_numpy() | ~np.isfinite(numeric.fillna(0).to_numpy(dtype=float))
-        frac = ~bad & (numeric.fillna(0).to_numpy(dtype=float) % 1 != 0)
+        frac = ~bad & (np.where(bad, 0.0, numeric.fillna(0).to_numpy(dtype=float)) % 1 != 0)
         for r in np.flatnonzero(bad | frac):
             what = "missing" if missing[r] else f"{values.iloc[r]!r} is not an integer"
             c.add("not_integer", name, r, col, f"{_label(frame, r, id_col)}{what}")
@@ -322,6 +322,12 @@ def _image_target(root_real: str, root: Path, value: str) -> tuple[str | None, s
     if os.path.commonpath([root_real, real]) != root_real:
         return "image_path_escapes", f"image path {value!r} resolves outside the dataset folder (symlink to {real})"
     return None, full
+
+
+def image_file(root: str | os.PathLike, value: str) -> Path | None:
+    """The file of a post's ``image`` value, or None when the path is absolute or leaves ``root``."""
+    code, target = _image_target(os.path.realpath(str(root)), Path(root), value)
+    return None if code is not None else Path(target)
 
 
 def _decode(path: str) -> tuple[str | None, str | None]:

@@ -486,13 +486,20 @@ class Pool:
 
 
 # --------------------------------------------------------------------------- stage
+def _inside(root: Path, value: str) -> str:
+    """``value`` when it names a file inside the dataset folder, else "" (never opened: no image)."""
+    from bamir.data.validate import image_file
+
+    return value if value and image_file(root, value) is not None else ""
+
+
 def _image_index(raw: RawDataset, accounts: Sequence[str]) -> tuple[list[int], list[Path], int]:
     """(account row, absolute path) of every post with an image, in account-row order, and
     the number of posts without an image."""
     import pandas as pd
 
     row_of = {a: i for i, a in enumerate(accounts)}
-    image = raw.posts["image"].fillna("").astype(str)
+    image = raw.posts["image"].fillna("").astype(str).map(lambda value: _inside(raw.root, value))
     row = raw.posts["account_id"].map(row_of)
     has = (image != "") & row.notna()
     frame = pd.DataFrame({"row": row[has].astype(int), "image": image[has]}).sort_values("row", kind="stable")
@@ -673,7 +680,7 @@ class ImageStage:
         posts = raw.posts
         entries = []
         for account, image in zip(posts["account_id"].tolist(), posts["image"].fillna("").astype(str).tolist()):
-            if not image:
+            if not _inside(raw.root, image):
                 continue
             try:
                 st = (raw.root / image).stat()

@@ -89,21 +89,33 @@ def load_stages(stages_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return stages
 
 
-def require_valid_raw(raw_root: Path, stages: Mapping[str, Any]) -> None:
+def require_valid_raw(raw_root: Path, stages_cfg: Mapping[str, Any]) -> None:
     """Run the validator first (image paths checked, images not decoded); raise its
     :class:`~bamir.data.validate.ValidationError` (file, row, field) on errors.
 
-    Missing or corrupt images are tolerated (the image stages skip and count them); the
-    ``knowledge/`` files matter only when a stage reads them (``knowledge_paths``).
+    Missing or corrupt images are tolerated (the image stages skip and count them); errors
+    in the ``knowledge/`` files alone stop only a stage that reads them (``knowledge_paths``;
+    looked up only then, as importing a stage class can take seconds).
     """
     from bamir.data.validate import ValidationError, validate_dataset
 
     report = validate_dataset(raw_root, check_images=False, tolerate=TOLERATED,
                               max_conceptnet_rows=VALIDATED_CONCEPTNET_ROWS)
-    if not any(hasattr(stage, "knowledge_paths") for stage in stages.values()):
-        report.issues = [i for i in report.issues if not i.file.startswith(f"{KNOWLEDGE_DIR}/")]
-    if not report.ok:
+    knowledge_only = all(i.file.startswith(f"{KNOWLEDGE_DIR}/") for i in report.errors)
+    if not report.ok and not (knowledge_only and not _reads_knowledge(stages_cfg)):
         raise ValidationError(report)
+
+
+def _reads_knowledge(stages_cfg: Mapping[str, Any]) -> bool:
+    """Whether a configured stage (its class, not yet built) reads the ``knowledge/`` files."""
+    from hydra.utils import get_class
+
+    for cfg in stages_cfg.values():
+        if isinstance(cfg, Mapping):
+            cfg = get_class(cfg["_target_"]) if "_target_" in cfg else None
+        if hasattr(cfg, "knowledge_paths"):
+            return True
+    return False
 
 
 def stage_inputs_hash(stage: Any, raw: RawDataset, train_hash: str) -> str:
@@ -150,9 +162,8 @@ def staging_root(store_root: Path) -> Path:
 def _prepare(raw_root: Path, final_root: Path, stages_cfg: Mapping[str, Any], split: str, progress: bool,
              report: dict[str, Any] | None, multiprocess: bool, helper: bool, replacing: bool) -> FeatureStore:
     start = time.perf_counter()
-    stages = load_stages(stages_cfg)
     if not helper:
-        require_valid_raw(raw_root, stages)
+        require_valid_raw(raw_root, stages_cfg)
     raw = RawDataset.load(raw_root)
     store_root = staging_root(final_root) if replacing else final_root
     if helper:  # never writes: reads the manifest rank zero decides from
@@ -168,6 +179,7 @@ def _prepare(raw_root: Path, final_root: Path, stages_cfg: Mapping[str, Any], sp
         _keep_planted_affinity(raw_root, store)
     train = train_accounts(raw, split)
     train_hash = stable_hash(sorted(train))
+    stages = load_stages(stages_cfg)
     stages = dict(sorted(stages.items(), key=lambda item: not getattr(item[1], "distributed", False)))
     extraction = _extraction_cfg(stages_cfg)
     trainer = None

@@ -175,7 +175,8 @@ class TopicStage:
             "tokens": int(sum(len(t) for t in terms)),
             "workers": resolve_workers(self.settings.workers) if type(lda).__name__ == "LdaMulticore" else 1,
         }
-        skipped = {"no_caption_text": int((~present).sum())} if (~present).any() else {}
+        empty = int(raw.posts["caption"].fillna("").astype(str).str.strip().eq("").sum())
+        skipped = {k: n for k, n in (("no_caption_text", int((~present).sum())), ("empty_captions", empty)) if n}
         log.info(
             "topic: %d topics over %d terms, fitted on %d training documents (tokenising %.1fs, total %.1fs)",
             model.num_topics, len(dictionary), len(train_idx), t_tok, time.perf_counter() - start,
