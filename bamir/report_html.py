@@ -57,12 +57,15 @@ class Thumbnails:
 
     def recent(self, root: Path | None, account: str, n: int) -> list[dict[str, str]]:
         """Up to ``n`` thumbnails of the account's most recent posts with a readable image."""
+        from bamir.data.validate import image_file
+
         if root is None or n <= 0:
             return []
         posts = self.posts(root)
         out = []
         for rec in posts[posts["account_id"].astype(str) == str(account)].itertuples():
-            uri = self.data_uri(root / rec.image)
+            path = image_file(root, rec.image)  # never a file outside the dataset folder
+            uri = None if path is None else self.data_uri(path)
             if uri is not None:
                 caption = str(getattr(rec, "caption", "") or "")
                 out.append({"src": uri, "title": caption[:140]})

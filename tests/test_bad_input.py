@@ -4,6 +4,7 @@ config refusals and readable errors (file, row, field or config key; exit code 2
 from __future__ import annotations
 
 import pickle
+import re
 import time
 
 import pytest
@@ -252,3 +253,27 @@ def test_prepare_counts_empty_captions_in_skipped(tmp_path):
     _edit_posts(raw, caption=(2, "   "))
     store = pipeline.prepare(raw, tmp_path / "store", {"topic": tiny_stages()["topic"]}, progress=False)
     assert store.record("topic")["skipped"] == {"empty_captions": 2}
+
+
+def test_report_thumbnails_never_open_paths_outside_the_dataset(tmp_path, outside):
+    from PIL import Image
+
+    from bamir.report_html import Thumbnails
+
+    Image.new("RGB", (8, 8), "red").save(outside, format="JPEG")
+    raw = _edit_posts(make_raw(tmp_path / "raw"), image=(0, "../other/secret.jpg"))
+    _edit_posts(raw, image=(1, str(outside)))
+    thumbs = Thumbnails(16)
+    assert thumbs.recent(raw, "b0", 10)  # b0's posts inside the dataset still give thumbnails
+    assert not [p for p in thumbs._cache if "secret" in str(p)]
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "EmptyDataError"), (b"post_id,caption\np1,caf\xe9\n", "UnicodeDecodeError"),
+                                             (b"PAR1 not parquet", "ArrowInvalid")])
+def test_unreadable_tables_name_their_file(tmp_path, content, reason):
+    from bamir.data.schema import TableError, read_table
+
+    name = "posts.parquet" if reason == "ArrowInvalid" else "posts.csv"
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(TableError, match=re.escape(f"{tmp_path / name}: cannot read ({reason}")):
+        read_table(tmp_path, "posts")

@@ -95,14 +95,19 @@ def table_path(root: str | Path, table: str) -> Path:
     raise FileNotFoundError(f"{root}: no {table}.parquet or {table}.csv")
 
 
+class TableError(ValueError):
+    """A raw table that cannot be read (not UTF-8, empty, malformed); the message names the file."""
+
+
 def read_table(root: str | Path, table: str) -> pd.DataFrame:
     """Read one raw table as strings/ints without coercing empty strings to NaN."""
     path = table_path(root, table)
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return frame
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except ValueError as err:  # UnicodeDecodeError, pandas' EmptyDataError and ParserError, ArrowInvalid
+        raise TableError(f"{path}: cannot read ({type(err).__name__}: {err})") from err
 
 
 def write_table(frame: pd.DataFrame, root: str | Path, table: str, fmt: str = "parquet") -> Path:
