@@ -22,15 +22,23 @@ HOSTILE_TEXTS = {
     "dots and at signs": "a.b@" * (MILLION // 4),
     "apostrophes": "'a" * (MILLION // 2),
     "long url": "http://" + "a" * MILLION,
+    "hashtags": "#a" * (MILLION // 2),
+    "mentions": "@a." * (MILLION // 3),
 }
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_TEXTS))
 def test_text_patterns_are_linear_on_a_million_character_token(name):
-    preprocess("warm up the caches")
+    from bamir.data.validate import caption_language
+    from bamir.features.hashtags import extract_hashtags, extract_mentions
+
+    parsers = (preprocess, extract_hashtags, extract_mentions, caption_language)
+    for parse in parsers:
+        parse("warm up the caches #tag @user")
     start = time.perf_counter()
-    preprocess(HOSTILE_TEXTS[name])
-    assert time.perf_counter() - start < 5  # quadratic patterns took minutes here
+    for parse in parsers:
+        parse(HOSTILE_TEXTS[name])
+    assert time.perf_counter() - start < 5  # the e-mail pattern took minutes here
 
 
 def test_links_emails_and_mentions_are_still_removed():
@@ -135,6 +143,12 @@ def test_prepare_refuses_bad_values_with_file_row_field(tmp_path, column, value,
         pipeline.prepare(raw, tmp_path / "store", INTERACTION_ONLY, progress=False)
     assert message in str(info.value)
     assert not (tmp_path / "store" / "manifest.json").exists()
+
+
+def test_training_app_store_build_validates_too(tmp_path):
+    raw = _edit_posts(make_raw(tmp_path / "raw"), likes=(1, "-3"))
+    with pytest.raises(ValidationError, match=re.escape("posts.csv row 1 [likes]")):
+        pipeline.ensure_features(raw, tmp_path / "store", INTERACTION_ONLY)
 
 
 def test_prepare_refuses_image_paths_outside_the_dataset_and_opens_none(tmp_path, outside):
