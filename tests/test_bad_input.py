@@ -3,14 +3,29 @@ config refusals and readable errors (file, row, field or config key; exit code 2
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
+from PIL import Image
 
+from bamir.data.release import BRAND_LIST, ReleaseError, _check_names, import_release
 from bamir.data.safe_pickle import UnsafePickleError, bounded_repr, load_plain_pickle
+from bamir.data.schema import RawDataset, TableError, read_table
+from bamir.data.validate import ValidationError, caption_language
+from bamir.features import pipeline
+from bamir.features.hashtags import extract_hashtags, extract_mentions
+from bamir.features.image import _image_index
 from bamir.features.text import preprocess, tokenize
+from bamir.report_html import Thumbnails
+from prep_fixtures import make_raw, tiny_stages
+from release_fixture import write_release_fixture
 
 # ------------------------------------------------------------------ hostile texts (linear time)
 MILLION = 1_000_000
@@ -29,9 +44,6 @@ HOSTILE_TEXTS = {
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_TEXTS))
 def test_text_patterns_are_linear_on_a_million_character_token(name):
-    from bamir.data.validate import caption_language
-    from bamir.features.hashtags import extract_hashtags, extract_mentions
-
     parsers = (preprocess, extract_hashtags, extract_mentions, caption_language)
     for parse in parsers:
         parse("warm up the caches #tag @user")
@@ -78,8 +90,6 @@ def test_bounded_repr_of_a_huge_shared_structure():
 
 
 def test_release_name_check_prints_a_bounded_repr(tmp_path):
-    from bamir.data.release import ReleaseError, _check_names
-
     huge = _doubling(20)  # within the limits, a million items once printed in full
     with pytest.raises(ReleaseError, match="item 1 is") as info:
         _check_names(["ok", huge], tmp_path / "sorted_360_brand_list.pkl", "brand")
@@ -87,19 +97,6 @@ def test_release_name_check_prints_a_bounded_repr(tmp_path):
 
 
 # ------------------------------------------------------------------ validation at the door (prepare)
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-
-from bamir.data.schema import RawDataset  # noqa: E402
-from bamir.data.validate import ValidationError  # noqa: E402
-from bamir.features import pipeline  # noqa: E402
-from bamir.features.image import _image_index  # noqa: E402
-from prep_fixtures import make_raw, tiny_stages  # noqa: E402
-
 INTERACTION_ONLY = {"interaction": {"_target_": "bamir.features.interaction.InteractionStage"}}
 _OPENED: list[str] | None = None  # paths opened while a test watches
 
@@ -270,10 +267,6 @@ def test_prepare_counts_empty_captions_in_skipped(tmp_path):
 
 
 def test_report_thumbnails_never_open_paths_outside_the_dataset(tmp_path, outside):
-    from PIL import Image
-
-    from bamir.report_html import Thumbnails
-
     Image.new("RGB", (8, 8), "red").save(outside, format="JPEG")
     raw = _edit_posts(make_raw(tmp_path / "raw"), image=(0, "../other/secret.jpg"))
     _edit_posts(raw, image=(1, str(outside)))
@@ -285,9 +278,19 @@ def test_report_thumbnails_never_open_paths_outside_the_dataset(tmp_path, outsid
 @pytest.mark.parametrize("content, reason", [(b"", "EmptyDataError"), (b"post_id,caption\np1,caf\xe9\n", "UnicodeDecodeError"),
                                              (b"PAR1 not parquet", "ArrowInvalid")])
 def test_unreadable_tables_name_their_file(tmp_path, content, reason):
-    from bamir.data.schema import TableError, read_table
-
     name = "posts.parquet" if reason == "ArrowInvalid" else "posts.csv"
     (tmp_path / name).write_bytes(content)
     with pytest.raises(TableError, match=re.escape(f"{tmp_path / name}: cannot read ({reason}")):
         read_table(tmp_path, "posts")
+
+
+def test_import_release_refuses_a_tiny_exploding_pickle_at_once(tmp_path):
+    release = write_release_fixture(tmp_path / "release" / "train_test_split")
+    (release.path / BRAND_LIST).write_bytes(pickle.dumps(_doubling(60), protocol=4))
+    start = time.perf_counter()
+    with pytest.raises(ReleaseError) as info:
+        import_release(release.path, tmp_path / "store")
+    assert time.perf_counter() - start < 5
+    assert str(info.value) == (f"{release.path / BRAND_LIST}: refused: the pickle expands to more than 50000000 items "
+                               "(shared references counted per use) (the limit of a plain pickle)")
+    assert not (tmp_path / "store").exists()

@@ -158,7 +158,7 @@ class _Reader:
         try:
             return loads_plain_pickle(data, str(path))
         except UnsafePickleError as err:
-            raise ReleaseError(f"{path}: pickle holds non-plain data (refused {err.refused!r}); {err}") from err
+            raise ReleaseError(str(err)) from err  # names the file and the refused global, type or limit
         except Exception as err:  # corrupt or truncated pickle
             raise ReleaseError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from err
 
