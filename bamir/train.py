@@ -256,5 +256,5 @@ def optimized_value(key: str, metrics: dict[str, float | None]) -> float:
     value = metrics.get(key)
     if value is None:
         state = "is undefined (NaN) in this run" if key in metrics else "was not logged by this run"
-        raise KeyError(f"optimized_metric={key!r} {state}; the run logged: {', '.join(sorted(metrics))}")
+        raise ValueError(f"optimized_metric={key!r} {state}; the run logged: {', '.join(sorted(metrics))}")
     return float(value)
