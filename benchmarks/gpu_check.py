@@ -16,7 +16,6 @@ check fails; ``--json`` appends the figures as one line.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import statistics
 import tempfile

@@ -92,12 +92,12 @@ def test_a_users_folder_is_refused_by_every_app(release, raw, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     app = web_app(tmp_path / "webapp")
     before = tree_hash(app)
-    assert _cli(monkeypatch, import_app.main, f"src={release.path}", f"dst={app}") == 1
+    assert _cli(monkeypatch, import_app.main, f"src={release.path}", f"dst={app}") == 2
     _refused(capsys, app)
-    assert _cli(monkeypatch, synthesize_app.main, "preset=tiny", f"out={app}") == 1
+    assert _cli(monkeypatch, synthesize_app.main, "preset=tiny", f"out={app}") == 2
     _refused(capsys, app)
     assert _cli(monkeypatch, prepare_app.main, f"raw_root={raw}", f"store_root={app}",
-                f"hydra.run.dir={tmp_path / 'run'}") == 1
+                f"hydra.run.dir={tmp_path / 'run'}") == 2
     assert "not a feature store bamir wrote" in _refused(capsys, app)
     assert tree_hash(app) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(f".{app.name}.")] == [".webapp.lock"]  # nothing half-built

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -38,16 +37,11 @@ def run(cfg: DictConfig):
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="prepare")
 def main(cfg: DictConfig) -> None:
-    from bamir.ownership import OwnershipError
     from bamir.cli.errors import app_errors
     from bamir.tracking import job_run
 
-    with app_errors(cfg), job_run():
-        try:
-            run(cfg)
-        except OwnershipError as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(1)
+    with app_errors(cfg), job_run():  # a folder bamir does not own: one message, exit 2
+        run(cfg)
 
 
 if __name__ == "__main__":

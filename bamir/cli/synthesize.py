@@ -27,19 +27,14 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> int:
     from bamir.data.synthetic import config_hash, ensure_synthetic, synthesize
     from bamir.data.validate import validate_dataset
-    from bamir.ownership import OwnershipError
 
     preset = OmegaConf.to_container(cfg.synthetic, resolve=True)
     out = Path(str(cfg.out)).expanduser()
     start = time.perf_counter()
-    try:
-        if cfg.force:
-            synthesize(out, preset, int(cfg.seed), overwrite=True, foreign=cfg.overwrite)
-        else:
-            ensure_synthetic(out, preset, int(cfg.seed), foreign=cfg.overwrite)
-    except OwnershipError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    if cfg.force:  # a folder bamir does not own raises OwnershipError: app_errors reports it, exit 2
+        synthesize(out, preset, int(cfg.seed), overwrite=True, foreign=cfg.overwrite)
+    else:
+        ensure_synthetic(out, preset, int(cfg.seed), foreign=cfg.overwrite)
     elapsed = time.perf_counter() - start
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"dataset: {out} (preset {preset['name']}, seed {cfg.seed}, config {config_hash(preset, int(cfg.seed))[:12]}) "
