@@ -17,13 +17,15 @@ class WandbLogger(_LightningWandbLogger):
     - one log line naming the run's folder (and the ``wandb sync`` command when offline) instead
       of W&B's banner and end-of-run tables, and no ``anonymous`` argument (W&B warns about it);
     - ``offline=True`` makes Lightning set ``WANDB_MODE=dryrun`` in the environment, which would
-      beat a ``WANDB_MODE=disabled`` set by the user (or the tests): that one is honoured.
+      beat a ``WANDB_MODE=disabled`` set by the user (or the tests): that one is honoured;
+    - the mode is passed to each run explicitly, since W&B keeps the settings of the first run a
+      process started (a process that started a disabled run would start no offline run later).
     """
 
     def __init__(self, *args: Any, offline: bool = False, **kwargs: Any):
         disabled = os.environ.get("WANDB_MODE") == "disabled"
-        if disabled:
-            kwargs["mode"] = "disabled"
+        if disabled or offline:
+            kwargs["mode"] = "disabled" if disabled else "offline"
         super().__init__(*args, offline=offline and not disabled, **kwargs)
         if self._wandb_init.get("anonymous") is None:
             self._wandb_init.pop("anonymous", None)

@@ -12,7 +12,7 @@ import pytest
 from omegaconf import open_dict
 
 from tests.conftest import compose_config
-from tests.wandb_records import run_summary
+from tests.wandb_records import finished_run
 
 SWEEP = ["dataset=planted_tiny", "model=cosine,random", "seed=1,2", "logger=wandb", "trainer=cpu",
          "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -34,7 +34,7 @@ def test_a_sweep_makes_one_wandb_run_per_job_in_one_group(tmp_path, shared_data,
     _sweep(tmp_path, shared_data, *extra)
     files = sorted((tmp_path / "outputs" / "train" / "multiruns").glob("*/*/wandb/offline-run-*/run-*.wandb"))
     assert len(files) == 4, files
-    runs = [run_summary(f) for f in files]
+    runs = [finished_run(f) for f in files]
     assert len({r["group"] for r in runs}) == 1 and runs[0]["group"].startswith("train-")
     assert len({r["name"] for r in runs}) == 4
     assert {r["job_type"] for r in runs} == {"train"}
@@ -70,7 +70,7 @@ def test_a_failed_job_finishes_its_wandb_run(tmp_path, shared_data, planted_stor
         train_task(cfg)
     assert wandb.run is None, "the failed job's run is finished: the next job of a sweep gets its own"
     (run_file,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
-    assert run_summary(run_file)["exit_code"] == 1
+    assert finished_run(run_file)["exit_code"] == 1
 
 
 def test_the_best_epoch_everywhere(tmp_path, shared_data, planted_store, monkeypatch):
@@ -96,7 +96,7 @@ def test_the_best_epoch_everywhere(tmp_path, shared_data, planted_store, monkeyp
     if best_epoch != len(fitted) - 1:  # the last epoch is not the best: its values must not be reported
         assert metrics["val/auc_global"] != pytest.approx(fitted.iloc[-1])
     (run_file,) = (run / "wandb").glob("offline-run-*/run-*.wandb")
-    record = run_summary(run_file)
+    record = finished_run(run_file)
     assert record["metrics"]["val/auc_global"] == ["max"] and record["metrics"]["val/medr"] == ["min"]
     assert record["summary"]["val/auc_global"]["max"] == pytest.approx(fitted.max())
     assert record["summary"]["best/epoch"] == best_epoch
@@ -138,7 +138,7 @@ def test_a_benchmark_logs_each_run_and_a_summary_into_one_group(tmp_path, shared
     with open_dict(cfg):
         cfg.paths.data_dir = str(shared_data)
     out = run_benchmark(cfg)["output_dir"]
-    runs = [run_summary(f) for f in sorted(out.glob("**/offline-run-*/run-*.wandb"))]
+    runs = [finished_run(f) for f in sorted(out.glob("**/offline-run-*/run-*.wandb"))]
     assert len({r["group"] for r in runs}) == 1
     assert sorted(r["name"] for r in runs) == ["cosine seed=0", "cosine seed=1", "random seed=0", "random seed=1",
                                                "summary"]

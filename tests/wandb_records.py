@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 BLOCK = 32 * 1024
@@ -63,6 +64,17 @@ def run_summary(path: str | Path) -> dict:
         elif kind == "exit":
             out["exit_code"] = record.exit.exit_code
     return out
+
+
+def finished_run(path: str | Path, timeout: float = 20.0) -> dict:
+    """:func:`run_summary` once the file holds the run's exit record: W&B's service may write the
+    end of the file a moment after ``wandb.finish()`` has returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        summary = run_summary(path)
+        if summary["exit_code"] is not None or time.monotonic() > deadline:
+            return summary
+        time.sleep(0.2)
 
 
 def _key(item) -> str:
