@@ -36,6 +36,7 @@ def _compare_data_on_rank(rank: int, port: int, fingerprints: list[str], results
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_every_rank_refuses_data_another_rank_does_not_see():
     """A node whose copy of the store differs stops the run on every rank (none waits forever);
     equal data passes the same check in the SLURM test below."""

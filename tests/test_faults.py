@@ -46,6 +46,7 @@ def test_corrupt_store_is_detected_before_training(cfg_train, tmp_path, shared_d
         train(cfg_train)
 
 
+@pytest.mark.slow
 def test_wandb_offline_needs_no_network(tmp_path, shared_data):
     """The default logger is W&B offline: a run completes with no network (a proxy to nowhere).
 

@@ -151,6 +151,7 @@ def test_account_without_usable_images_is_absent(raw, tmp_path):
     assert np.isclose(stage.config()["threshold"], 0.1)
 
 
+@pytest.mark.slow
 def test_gpu_check_script_runs_its_decoding_path_on_the_cpu(tmp_path):
     """benchmarks/gpu_check.py (the first step of benchmarks/gpu.sh) compares the device-decoding,
     bf16 path with the CPU reference; here it runs that path on the CPU, as a session lent a GPU

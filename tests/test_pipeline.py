@@ -79,6 +79,7 @@ def test_a_store_that_cannot_be_locked_is_still_read(prepared, raw_root, monkeyp
     assert "cannot lock" in caplog.text and "going on unlocked" in caplog.text
 
 
+@pytest.mark.slow
 def test_processes_preparing_one_store_take_turns(raw_root, tmp_path):
     """Two processes prepare the same store at once (jobs of a parallel sweep, SLURM tasks):
     the store's lock makes one compute every stage while the other waits and finds it fresh."""

@@ -140,6 +140,7 @@ def test_cold_start_needs_fitted_stages(tmp_path, shared_data, checkpoint):
         rank(_cfg(tmp_path, shared_data, checkpoint, f"brand_posts={folder}"))
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bad_name_without_traceback(tmp_path, shared_data, checkpoint):
     env_root = tmp_path / "cli"
     proc = subprocess.run(

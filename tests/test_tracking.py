@@ -113,6 +113,7 @@ def test_a_misspelt_optimized_metric_is_refused_before_any_work(tmp_path, shared
         optimized_value("val/cauc", {"val/auc_global": 0.7, "val/cauc": None})
 
 
+@pytest.mark.slow
 def test_the_console_shows_one_table_and_no_third_party_warning(tmp_path, shared_data, planted_store):
     env = {**os.environ, "WANDB_MODE": "offline"}
     cmd = [sys.executable, "-m", "bamir.cli.train", "dataset=planted_tiny", "model=bamir_small", "trainer=cpu",
