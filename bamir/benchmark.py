@@ -44,13 +44,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import Tensor
 
+from bamir.metric_names import metric_names
 from bamir.metrics import per_query_metrics
 
 log = logging.getLogger(__name__)
 
-#: metrics of the table, in display order (bamir.metrics names)
-METRICS = ("auc_global", "auc_brand", "auc_pairs", "cauc", "recall@10", "recall@50", "mrr", "map", "medr", "ndcg@10")
-LOWER_IS_BETTER = {"medr"}
+#: metrics of the table, in display order (the default cut-offs)
+METRICS = metric_names()
 LABELS = {"auc_global": "AUC (global)", "auc_brand": "AUC (brand)", "auc_pairs": "AUC (pairs)", "cauc": "cAUC",
           "recall@10": "R@10", "recall@50": "R@50", "mrr": "MRR", "map": "MAP", "medr": "MedR", "ndcg@10": "NDCG@10"}
 

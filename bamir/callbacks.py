@@ -36,7 +36,6 @@ class BestValidation(L.Callback):
         self.monitor = monitor
         self.mode = mode or metric_mode(monitor)
         self.best: float | None = None
-        self.best_epoch: int | None = None
 
     @property
     def key(self) -> str:
@@ -62,17 +61,16 @@ class BestValidation(L.Callback):
             return
         value = float(value)
         if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
-            self.best, self.best_epoch = value, trainer.current_epoch
+            self.best = value
         trainer.callback_metrics[self.key] = torch.tensor(self.best)
         for logger in trainer.loggers:
             logger.log_metrics({self.key: self.best}, step=trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch}
+        return {"best": self.best}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.best, self.best_epoch = state_dict.get("best"), state_dict.get("best_epoch")
-
+        self.best = state_dict.get("best")
 
 
 class BestCheckpoint(ModelCheckpoint):

@@ -1,4 +1,4 @@
-"""What a job records about itself: its W&B run's identity and life, and its best validation epoch.
+"""What a job records about itself: its W&B run's identity and life.
 
 One Hydra job is one W&B run. Its identity comes from the job (resolvers used by
 ``conf/logger/wandb.yaml``):
@@ -9,14 +9,13 @@ One Hydra job is one W&B run. Its identity comes from the job (resolvers used by
   a multirun, so every job of a sweep has a distinct name;
 - ``job_type``: the task (``train``, ``eval``, ``benchmark``...), ``tags``: the config's ``tags``.
 
-:func:`job_run` wraps every app's job: it ends the job's W&B run even when the job fails (the next job of a sweep running
-in the same process would otherwise write into it), and :class:`BestValidation` makes the W&B
-summary of every validation metric its best value and logs ``val/<monitor>_best``.
+:func:`job_run` wraps every app's job: it quiets the console and ends the job's W&B run even when
+the job fails (the next job of a sweep running in the same process would otherwise write into it).
+The best validation epoch is recorded by :class:`bamir.callbacks.BestValidation`.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +24,6 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from bamir.metric_names import mode as metric_mode
-
-log = logging.getLogger(__name__)
 
 
 def _hydra_config():
