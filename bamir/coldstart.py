@@ -219,7 +219,7 @@ def encode_new_accounts(store: FeatureStore, raw: RawDataset, modalities: Sequen
         p = torch.ones(len(accounts), dtype=torch.bool) if p is None else torch.as_tensor(p).bool()
         features[modality], present[modality] = f, p
         if not bool(p.all()):
-            notes[modality] = f"no input for {int((~p).sum())} of {len(accounts)} new accounts (zero vector)"
+            notes[modality] = f"no input for {int((~p).sum())} of {len(accounts)} new accounts (its neutral vector)"
             log.warning("cold start: %s: %s", modality, notes[modality])
     return NewAccounts(raw, accounts, features, present, notes)
 
@@ -330,11 +330,15 @@ def extend_features(features: Mapping[str, torch.Tensor], new: NewAccounts) -> d
 
 
 def to_model_space(datamodule, new: NewAccounts) -> NewAccounts:
-    """The new rows transformed as the data module transformed the store's matrices for the model
-    (``RankingDataModule.transform_rows``: e.g. the z-score with the training accounts' statistics)."""
+    """The new rows transformed as the data module transformed the store's matrices for the model: a
+    row without input becomes the modality's neutral vector, then ``RankingDataModule.transform_rows``
+    (e.g. the z-score with the training accounts' statistics)."""
     out = dict(new.features)
     for name, rows in new.features.items():
         if name in datamodule.features:
+            present = new.present.get(name)
+            if present is not None and not bool(present.all()):
+                rows = torch.where(present[:, None], rows, datamodule.neutral[name].to(rows.dtype))
             out[name] = datamodule.transform_rows(name, rows)
     return NewAccounts(new.raw, new.accounts, out, new.present, new.notes)
 

@@ -36,6 +36,9 @@ from bamir.utils import stable_hash
 
 log = logging.getLogger(__name__)
 
+#: ``data.missing``: what an account lacking a modality gets (see :class:`RankingDataModule`).
+MISSING_POLICIES = ("neutral", "drop")
+
 
 @dataclass
 class EvalSplit:
@@ -154,6 +157,11 @@ class RankingDataModule(L.LightningDataModule):
             None: take it from a checkpoint (:meth:`load_state_dict`), as ``bamir-eval`` and ``bamir-rank`` do.
         same_batches: serve the first epoch's batches (negatives and order) in every epoch; with
             ``trainer.limit_train_batches=N``, the same N batches again and again (``debug=overfit``).
+        missing: what an account the model encodes gets for a modality it lacks (the store's
+            ``present`` is False: a brand with no posts, captions with no words). ``neutral``: the
+            modality's neutral vector, its mean over the training accounts that have it (zero once
+            standardised), and the accounts are counted (:attr:`missing_counts`); ``drop``: the
+            modality is left out for the whole model, as if ``modalities`` did not list it.
 
     Checkpoints keep what turns the store into the model's inputs (:meth:`state_dict`), and a
     module given a checkpoint's state before :meth:`setup` serves the store exactly as in training.
@@ -172,6 +180,7 @@ class RankingDataModule(L.LightningDataModule):
         modalities: list[str] | None = None,
         standardize: bool | None = False,
         same_batches: bool = False,
+        missing: str = "neutral",
     ):
         super().__init__()
         if not 0 <= val_fraction < 1:
@@ -184,6 +193,9 @@ class RankingDataModule(L.LightningDataModule):
         self.wanted_modalities = list(modalities) if modalities is not None else None
         self.standardize = standardize
         self.same_batches = same_batches
+        if missing not in MISSING_POLICIES:
+            raise ValueError(f"data.missing={missing!r}: use one of {', '.join(MISSING_POLICIES)}")
+        self.missing = missing
         self._saved_stats: dict[str, tuple[Tensor, Tensor]] | None = None
         self._ready = False
 
@@ -206,10 +218,10 @@ class RankingDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """What turns the store into the model's inputs; Lightning keeps it in every checkpoint.
 
-        ``modalities`` (those served), ``standardize`` and ``feature_stats`` ``{modality: {"mean": [dim],
+        ``modalities`` (those served), ``standardize``, ``missing`` and ``feature_stats`` ``{modality: {"mean": [dim],
         "std": [dim]}}``, fitted on the training accounts (empty without standardisation).
         """
-        return {"modalities": list(self.features), "standardize": bool(self.standardize),
+        return {"modalities": list(self.features), "standardize": bool(self.standardize), "missing": self.missing,
                 "feature_stats": {name: {"mean": mean, "std": std} for name, (mean, std) in self.feature_stats.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -237,6 +249,8 @@ class RankingDataModule(L.LightningDataModule):
             self.standardize = state["standardize"]
         if state["modalities"] is not None:
             self.wanted_modalities = list(state["modalities"])
+        if state.get("missing") is not None:
+            self.missing = state["missing"]
         if state["feature_stats"] is not None:
             self._saved_stats = {name: (s["mean"], s["std"]) for name, s in state["feature_stats"].items()}
 
@@ -286,8 +300,9 @@ class RankingDataModule(L.LightningDataModule):
         test_candidates = torch.tensor([self.row_of[i] for i in split["test_candidates"]], dtype=torch.long)
         self.test_split = self._eval_split(test_brands, test_candidates) if len(test_brands) else None
 
-        self.features, self.partial_modalities = self._load_features(store)
+        self.features, self.present = self._load_features(store)
         self.feature_stats = self._standardization()
+        self._fill_missing()
         for name in self.feature_stats:
             self.features[name] = self.transform_rows(name, self.features[name])
         self._rows = _Rows()
@@ -310,12 +325,29 @@ class RankingDataModule(L.LightningDataModule):
             if missing:
                 raise ValueError(f"the checkpoint has no standardisation statistics for modalities {missing}")
             return {name: self._saved_stats[name] for name in self.features}
-        fit_rows = torch.unique(torch.cat([self.train_data.brands, self.train_data.pool]))
         stats = {}
         for name, x in self.features.items():
-            mean, std = x[fit_rows].mean(0), x[fit_rows].std(0)
+            rows = self._fit_rows(name)
+            mean, std = x[rows].mean(0), x[rows].std(0)
             stats[name] = (mean, torch.where(std > 1e-8, std, torch.ones_like(std)))
         return stats
+
+    def _fit_rows(self, name: str) -> Tensor:
+        """The training accounts (fitting brands and negative pool) that have modality ``name``."""
+        rows = torch.unique(torch.cat([self.train_data.brands, self.train_data.pool]))
+        return rows[self.present[name][rows]]
+
+    def _fill_missing(self) -> None:
+        """Give every account lacking a served modality its neutral vector (:attr:`neutral`, store space):
+        the mean over the training accounts that have it (the standardisation's mean when there is one,
+        so the row becomes zero)."""
+        self.neutral = {name: self.feature_stats[name][0] if name in self.feature_stats
+                        else self.features[name][self._fit_rows(name)].mean(0) for name in self.features}
+        for name, present in self.present.items():
+            if not present.all():
+                x = self.features[name].clone()
+                x[~present] = self.neutral[name]
+                self.features[name] = x
 
     def _carve_validation(self, train_brands: Tensor) -> tuple[Tensor, Tensor]:
         if self.val_fraction == 0:
@@ -357,9 +389,17 @@ class RankingDataModule(L.LightningDataModule):
             log.warning("%d evaluation brands have no positive among the candidates", int(missing.sum()))
         return EvalSplit(brands, candidates, labels, hard)
 
-    def _load_features(self, store: FeatureStore) -> tuple[dict[str, Tensor], dict[str, int]]:
-        """Modalities present for every account that is ever encoded; others reported as partial."""
+    def _load_features(self, store: FeatureStore) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The served modalities' matrices and ``present`` masks, by the ``missing`` policy.
+
+        Sets :attr:`missing_counts` ``{modality: accounts the model encodes that lack it}`` (kept
+        modalities) and :attr:`dropped` (modalities left out by ``missing=drop``).
+        """
         names = self.wanted_modalities or store.modalities
+        unknown = sorted(set(names) - set(store.modalities))
+        if unknown:
+            raise StoreError(f"{store.root}: data.modalities asks for {unknown}, which the store does not hold "
+                             f"(it holds {store.modalities})")
         needed = torch.zeros(len(self.account_ids), dtype=torch.bool)
         needed[self.train_data.brands] = True
         needed[self.train_data.pool] = True
@@ -367,16 +407,32 @@ class RankingDataModule(L.LightningDataModule):
             if split is not None:
                 needed[split.brands] = True
                 needed[split.candidates] = True
-        features, partial = {}, {}
+        fit = torch.zeros_like(needed)
+        fit[self.train_data.brands] = fit[self.train_data.pool] = True
+        features, present = {}, {}
+        self.missing_counts: dict[str, int] = {}
+        self.dropped: list[str] = []
         for name in names:
             modality = store.load_modality(name)
-            covered = modality.present | ~needed
-            if covered.all():
-                features[name] = modality.features
-            else:
-                partial[name] = int((~covered).sum())
-                log.warning("modality %r is missing for %d accounts the model encodes: not used", name, partial[name])
-        return features, partial
+            lacking = int((needed & ~modality.present).sum())
+            if lacking and self.missing == "drop":
+                log.info("modality %r: %d accounts the model encodes lack it; left out (data.missing=drop)", name, lacking)
+                self.dropped.append(name)
+                continue
+            if lacking and not (fit & modality.present).any():
+                raise StoreError(f"{store.root}: modality {name!r} is present for none of the training accounts, so "
+                                 "it has no neutral vector; leave it out with data.modalities or data.missing=drop")
+            if lacking:
+                self.missing_counts[name] = lacking
+                log.warning("modality %r: %d of %d accounts the model encodes lack it; they get its neutral vector "
+                            "(data.missing=neutral)", name, lacking, int(needed.sum()))
+            features[name], present[name] = modality.features, modality.present
+        return features, present
+
+    def leaves_out(self, modality: str) -> bool:
+        """Whether the data config leaves ``modality`` out: ``modalities`` does not list it, or ``missing=drop``
+        dropped it (as opposed to a store that lacks it unasked)."""
+        return modality in self.dropped or (self.wanted_modalities is not None and modality not in self.wanted_modalities)
 
     def transform_rows(self, name: str, x: Tensor) -> Tensor:
         """Raw store rows of modality ``name`` -> the model's input space (e.g. for new accounts)."""
@@ -427,7 +483,7 @@ def checkpoint_data(checkpoint: dict[str, Any]) -> dict[str, Any]:
         return state
     fingerprint = (checkpoint.get("hyper_parameters") or {}).get("store_fingerprint") or {}
     modalities = list(fingerprint["modalities"]) if fingerprint.get("modalities") else None
-    return {"modalities": modalities, "standardize": None, "feature_stats": None}
+    return {"modalities": modalities, "standardize": None, "missing": None, "feature_stats": None}
 
 
 def _refuse_contradictions(current: dict[str, Any], saved: dict[str, Any], how: str, advice: str) -> None:

@@ -55,9 +55,22 @@ def load_run(cfg: DictConfig, path: str) -> tuple[RankingDataModule, RankingModu
 def build_model(cfg: DictConfig, datamodule: RankingDataModule) -> RankingModule:
     fingerprint = datamodule.store.fingerprint(sorted(datamodule.features))
     model: RankingModule = instantiate(cfg.model, input_dims=datamodule.dims, store_fingerprint=fingerprint)
+    refuse_vanished_inputs(model, datamodule)
     model.attach_features(datamodule.features)
     use_cutoffs(cfg, model)
     return model
+
+
+def refuse_vanished_inputs(model: RankingModule, datamodule: RankingDataModule) -> None:
+    """Refuse a model whose config reads a modality that is neither served nor left out by the data
+    config (``data.modalities``, ``data.missing=drop``): the part of the model reading it would vanish."""
+    vanished = [m for m in model.requested_modalities if m not in datamodule.dims and not datamodule.leaves_out(m)]
+    if vanished:
+        served = ",".join(sorted(datamodule.dims))
+        raise ValueError(
+            f"{type(model).__name__} reads modalities {vanished}, which the store at {datamodule.store_dir} does not "
+            f"hold (it holds {datamodule.store.modalities}); the parts of the model reading them would vanish. "
+            f"Prepare them, or train without them on purpose: data.modalities=[{served}]")
 
 
 def use_cutoffs(cfg: DictConfig, model: RankingModule) -> None:
@@ -136,10 +149,11 @@ def _report(metrics: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> di
     if trainer.is_global_zero:
         atomic_write_json(output_dir / "metrics.json", metrics)
         print(metric_table(metrics))
-        if metrics.get("best/epoch") is not None:
-            for logger in trainer.loggers:
-                if isinstance(logger, WandbLogger):
-                    logger.experiment.summary["best/epoch"] = int(metrics["best/epoch"])
+        counts = {key: int(value) for key, value in metrics.items()
+                  if value is not None and (key == "best/epoch" or key.startswith("data/missing/"))}
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.summary.update(counts)
     return metrics
 
 
@@ -188,6 +202,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update(trainer.callback_metrics)
     if not learned:
         save_unlearned(trainer, output_dir)
+    metrics.update({f"data/missing/{name}": count for name, count in datamodule.missing_counts.items()})
     return _report(metrics, output_dir, trainer)
 
 

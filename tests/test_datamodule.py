@@ -76,18 +76,3 @@ def test_distributed_ranks_share_an_epoch(planted_store):
     assert len(shards[0]) == len(shards[1])
     flat = [set(torch.cat(s).tolist()) for s in shards]
     assert not flat[0] & flat[1]
-
-
-def test_partial_modality_is_not_used(planted_store, tmp_path):
-    import shutil
-
-    from bamir.features.store import FeatureStore
-
-    root = tmp_path / "store"
-    shutil.copytree(planted_store.root, root)
-    store = FeatureStore(root)
-    present = torch.tensor((store.accounts["kind"] == "brand").to_numpy())
-    store.write_modality("object", torch.rand(store.num_accounts, 4), present)
-    dm = _dm(store)
-    assert "object" not in dm.features and dm.partial_modalities["object"] > 0
-    assert "topic" in dm.features

@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,14 +94,42 @@ def _slurm_task(rank: int, tasks: int, port: int) -> dict[str, str]:
             "SLURM_LOCALID": "0", "SLURM_NODEID": str(rank), "SLURM_NODELIST": "localhost", "MASTER_PORT": str(port)}
 
 
-def _slurm_job(cmd: list[str], env: dict[str, str], tasks: int, cwd=None) -> list[str]:
-    """Run ``cmd`` as ``tasks`` SLURM tasks of one job on as many (simulated) nodes; their logs."""
+def _slurm_job(cmd: list[str], env: dict[str, str], tasks: int, cwd=None, timeout: float = 600,
+               rank_zero_late: float = 0) -> list[str]:
+    """Run ``cmd`` as ``tasks`` SLURM tasks of one job on as many (simulated) nodes; their logs.
+
+    Each task logs to its own file (a full pipe cannot block a rank); the first task to fail,
+    or the deadline, stops every task, and the assertion shows every rank's log. Rank zero
+    starts ``rank_zero_late`` seconds after the others (a slow node)."""
+    import tempfile
+
     port = _free_port()
-    jobs = [subprocess.Popen(cmd, env={**env, **_slurm_task(rank, tasks, port)}, cwd=cwd, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in range(tasks)]
-    logs = [job.communicate(timeout=600)[0] for job in jobs]
-    for job, log in zip(jobs, logs):
-        assert job.returncode == 0, log[-4000:]
+    with tempfile.TemporaryDirectory() as logs_dir:
+        files = [open(Path(logs_dir) / f"rank{rank}.log", "w+") for rank in range(tasks)]
+        jobs = {}
+        for rank in reversed(range(tasks)):
+            if rank == 0:
+                time.sleep(rank_zero_late)
+            jobs[rank] = subprocess.Popen(cmd, env={**env, **_slurm_task(rank, tasks, port)}, cwd=cwd, text=True,
+                                          stdout=files[rank], stderr=subprocess.STDOUT)
+        jobs = [jobs[rank] for rank in range(tasks)]
+        deadline = time.monotonic() + timeout
+        while any(job.poll() is None for job in jobs):
+            if time.monotonic() > deadline or any(job.poll() not in (None, 0) for job in jobs):
+                break
+            time.sleep(0.2)
+        for job in jobs:
+            if job.poll() is None:
+                job.kill()
+                job.wait()
+        logs = []
+        for out in files:
+            out.seek(0)
+            logs.append(out.read())
+            out.close()
+    report = "\n".join(f"--- rank {rank} (exit {job.returncode}) ---\n{log[-3000:]}"
+                       for rank, (job, log) in enumerate(zip(jobs, logs)))
+    assert all(job.returncode == 0 for job in jobs), report
     return logs
 
 
@@ -200,21 +230,27 @@ def test_training_app_refuses_to_launch_extraction_processes(tmp_path):
 def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
     """bamir-prepare with 2 gloo processes, started by Lightning on one node or as two SLURM
     tasks on two (simulated) nodes: each rank encodes its shards, rank 0 merges and writes the
-    non-image stages; the store equals a one-process run's."""
+    non-image stages; the store equals a one-process run's.
+
+    Lightning's two processes share one shard (the second has none to encode); SLURM's rank
+    zero starts 10 s late (a slow node), so the helper reaches the store folder first and must
+    leave it untouched until rank zero has claimed it."""
     from bamir.features.image import _read_shard
     from bamir.features.store import FeatureStore
     from prep_fixtures import make_raw
 
     raw = make_raw(tmp_path / "raw")
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    shard_size = 16 if launch == "lightning" else 3
     common = [f"raw_root={raw}", "progress=false", "features.topic=null", "features.hashtag=null",
-              "features.concept=null", "features.object.shard_size=3", "features.scene.shard_size=3",
+              "features.concept=null", f"features.object.shard_size={shard_size}",
+              f"features.scene.shard_size={shard_size}",
               "features.object.num_workers=0", "features.scene.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
 
     def prepare(store, extraction, tasks=None):
         cmd = [sys.executable, "-m", "bamir.cli.prepare", f"store_root={store}", *extraction, *common]
         if tasks:
-            logs = _slurm_job(cmd, env, tasks, cwd=tmp_path)
+            logs = _slurm_job(cmd, env, tasks, cwd=tmp_path, rank_zero_late=10)
         else:
             done = subprocess.run(cmd, env=env, cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   timeout=600)
@@ -235,7 +271,7 @@ def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
         assert torch.allclose(a.features, b.features, atol=1e-5), modality
         assert torch.equal(a.present, b.present)
         assert two.record(modality)["skipped"] == one.record(modality)["skipped"]
-    for modality in ("object", "scene"):  # 16 accounts in 6 shards of 3, dealt to ranks 0 and 1
+    dealt = [0] if launch == "lightning" else [0, 1, 0, 1, 0, 1]  # 16 accounts in shards of 16 or of 3
+    for modality in ("object", "scene"):
         shards = sorted((tmp_path / "two" / "work" / modality).glob("*/shards/*.safetensors"))
-        assert len(shards) == 6
-        assert [_read_shard(s)[2]["rank"] for s in shards] == [0, 1, 0, 1, 0, 1]
+        assert [_read_shard(s)[2]["rank"] for s in shards] == dealt

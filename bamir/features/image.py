@@ -585,6 +585,7 @@ class ImageShards(LightningDataModule):
         self.todo_rows: list[int] = []  # ... and those images' account rows and paths
         self.todo_paths: list[Path] = []
         self.resumed = 0
+        self.allow_zero_length_dataloader_with_multiple_devices = True  # a rank may have no shard left, or none
 
     def shard_file(self, s: int) -> Path:
         return self.shards_dir / f"{s:05d}.safetensors"

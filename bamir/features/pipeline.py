@@ -203,7 +203,8 @@ def _prepare(raw_root: Path, final_root: Path, stages_cfg: Mapping[str, Any], sp
         key = stable_hash([config, inputs])[:16]
         stage_dir = store_root / WORK_DIR / name
         workdir = stage_dir / key
-        workdir.mkdir(parents=True, exist_ok=True)
+        if not helper:  # a helper writes nothing before rank zero has claimed the folder (its shards come after)
+            workdir.mkdir(parents=True, exist_ok=True)
         log.info("%s: computing %s", tag, ", ".join(modalities))
         _reset_peak_rss()
         t0 = time.perf_counter()

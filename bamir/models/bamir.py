@@ -17,8 +17,9 @@ Training examples are rows ``(brand, positive, negative_1..n)``. With ``loss="tr
 With ``loss="listwise"`` (Gan et al.'s k-buckets): ``CE(softmax([s(b,p), s(b,n_1..n_k-1)]), p)``
 plus the same L1 term.
 
-Branches are declared in config; an encoder whose input modalities the store lacks is
-dropped (and logged), so the model runs on whatever subset of modalities exists.
+Branches are declared in config; an encoder whose input modalities are not served is dropped
+(and logged). The training app allows that only when the data config leaves them out
+(``data.modalities``, ``data.missing=drop``), so no branch vanishes unnoticed.
 """
 
 from __future__ import annotations
@@ -71,19 +72,21 @@ class BamirModel(RankingModule):
         self.inputs: dict[str, dict[str, list[str]]] = {}
         self.fusion: dict[str, str] = {}
         self.margins: dict[str, float] = {}
+        self.requested_modalities = tuple(sorted({m for spec in branches.values() for enc in spec["encoders"].values()
+                                                  for m in enc["inputs"]}))
         for branch, spec in branches.items():
             encoders = nn.ModuleDict()
             self.inputs[branch] = {}
             for name, enc in spec["encoders"].items():
                 missing = [m for m in enc["inputs"] if m not in input_dims]
                 if missing:
-                    log.warning("branch %r: encoder %r dropped, the store lacks %s", branch, name, missing)
+                    log.info("branch %r: encoder %r dropped, %s not served", branch, name, missing)
                     continue
                 in_dim = sum(input_dims[m] for m in enc["inputs"])
                 encoders[name] = MLPEncoder(in_dim, list(enc["hidden"]), dropout=dropout)
                 self.inputs[branch][name] = list(enc["inputs"])
             if not len(encoders):
-                log.warning("branch %r dropped: none of its encoders has its inputs", branch)
+                log.info("branch %r dropped: none of its encoders has its inputs", branch)
                 del self.inputs[branch]
                 continue
             self.encoders[branch] = encoders

@@ -31,6 +31,10 @@ class RankingModule(L.LightningModule):
             dropout is the same whether a run was interrupted and resumed or not.
     """
 
+    #: The modalities the ranker's config names, served by the store or not; the training app refuses
+    #: to run when one is neither served nor left out by the data config (a part of the model would vanish).
+    requested_modalities: tuple[str, ...] = ()
+
     def __init__(self, optimizer: Callable | None = None, scheduler: Callable | None = None, seed: int = 24):
         super().__init__()
         self.optimizer_factory = optimizer

@@ -35,7 +35,8 @@ class CosineBaseline(RankingModule):
         wanted = list(modalities) if modalities is not None else sorted(input_dims)
         missing = [m for m in wanted if m not in input_dims]
         if missing:
-            log.warning("cosine baseline: the store lacks %s; using %s", missing, [m for m in wanted if m in input_dims])
+            log.info("cosine baseline: %s not served; using %s", missing, [m for m in wanted if m in input_dims])
+        self.requested_modalities = tuple(wanted)
         self.used = [m for m in wanted if m in input_dims]
         if not self.used:
             raise ValueError(f"cosine baseline: none of {wanted} is in the store ({sorted(input_dims)})")

@@ -17,8 +17,8 @@ neg_{k-1})`` (the ``k_buckets`` sampler) gives scores ``s [k]`` and labels ``y =
 
     L = sum_rows - sum_j (y_j / sum y) * log softmax(s)_j  +  l1 * sum |theta|
 
-with SGD, lr 0.002, L1 0.001 as published. When one side's modalities are all missing from
-the store, the fusion keeps the other side alone (``f = P^T tanh(U^T h)``), with a warning.
+with SGD, lr 0.002, L1 0.001 as published. When the data config leaves out one side's
+modalities, the fusion keeps the other side alone (``f = P^T tanh(U^T h)``).
 """
 
 from __future__ import annotations
@@ -91,6 +91,7 @@ class MirModel(RankingModule):
         self.score_scale = float(score_scale)
         wanted = {"visual": list(visual if visual is not None else ["object", "scene"]),
                   "text": list(text if text is not None else ["topic", "hashtag"])}
+        self.requested_modalities = tuple(sorted({m for names in wanted.values() for m in names}))
         self.inputs: dict[str, list[str]] = {}
         self.encoders = nn.ModuleDict()
         self.projections = nn.ModuleDict()
@@ -98,7 +99,7 @@ class MirModel(RankingModule):
         for side, names in wanted.items():
             used = [m for m in names if m in input_dims]
             if len(used) < len(names):
-                log.warning("MIR %s side: the store lacks %s", side, [m for m in names if m not in input_dims])
+                log.info("MIR %s side: %s not served", side, [m for m in names if m not in input_dims])
             if not used:
                 continue
             in_dim = sum(input_dims[m] for m in used)
@@ -111,7 +112,7 @@ class MirModel(RankingModule):
         if not self.inputs:
             raise ValueError(f"MIR: neither visual {wanted['visual']} nor text {wanted['text']} is in the store")
         if len(self.inputs) == 1:
-            log.warning("MIR: only the %s side is available; no bilinear fusion", next(iter(self.inputs)))
+            log.info("MIR: only the %s side is available; no bilinear fusion", next(iter(self.inputs)))
         self.output = nn.Linear(rank, embed_dim)
         self.embed_dim = embed_dim
         # the standardisation, fitted at the first attach and kept in checkpoints

@@ -40,9 +40,10 @@ class SBR(RankingModule):
         self.save_hyperparameters()
         wanted = list(modalities) if modalities is not None else ["object", "scene", "topic"]
         missing = [m for m in wanted if m not in input_dims]
+        self.requested_modalities = tuple(wanted)
         self.used = [m for m in wanted if m in input_dims]
         if missing:
-            log.warning("SBR: the store lacks %s; using %s", missing, self.used)
+            log.info("SBR: %s not served; using %s", missing, self.used)
         if not self.used:
             raise ValueError(f"SBR: none of {wanted} is in the store ({sorted(input_dims)})")
         self.normalize = normalize
