@@ -8,10 +8,12 @@ ever returns one (RecBole-style "sampling configured, not coded").
 
 Samplers:
 
-- :class:`UniformSampler`: negatives uniform over the training influencers.
+- :class:`UniformSampler`: negatives uniform over the training influencers, drawn with replacement
+  (a row may repeat one) or without (``replacement=False``: distinct within each row).
 - :class:`SameCategorySampler`: hard negatives, influencers of other brands of the same category.
 - :class:`MixedSampler`: BAMIR's "specific strategy": per positive 3 uniform + 1 same-category
-  negative, each its own triplet, the whole sampling repeated 5 times (docs/method.md section 9).
+  negative, each its own triplet, the whole sampling repeated 5 times (docs/method.md section 9;
+  the public code draws the 3 uniform ones without replacement: ``uniform_replacement=False``).
 - :class:`KBucketSampler`: Gan et al. (2019) k-buckets: groups of one positive and k - 1
   negatives of the same brand, for a listwise loss.
 - :class:`PopularitySampler`: negatives drawn with probability proportional to
@@ -97,21 +99,30 @@ class NegativeSampler:
         """``[len(brands), n]`` negatives for each brand, never a known positive of it."""
         raise NotImplementedError
 
-    def _exclude_positives(self, data, brands, negatives, redraw, generator) -> Tensor:
-        """Redraw the entries of ``negatives`` that are known positives of their brand.
+    def _exclude_positives(self, data, brands, negatives, redraw, generator, distinct: bool = False) -> Tensor:
+        """Redraw the entries of ``negatives`` that are known positives of their brand, and with
+        ``distinct`` those that repeat an earlier entry of their row.
 
-        ``redraw(brand_rows, generator) -> [len(brand_rows)]`` draws one replacement each.
+        ``redraw(brand_rows, generator) -> [len(brand_rows)]`` draws one replacement each. With a
+        uniform ``redraw`` the rows end uniform over the ordered tuples of distinct non-positives
+        (the redraws never favour one allowed influencer over another), as sampling without
+        replacement from the pool minus the brand's positives.
         """
         keys = data.positive_keys()
+        n = negatives.shape[1]
+        earlier = torch.ones(n, n, dtype=torch.bool).triu(1)  # [i, j]: i < j
         for _ in range(self.max_tries):
             bad = torch.isin(brands[:, None] * data.num_accounts + negatives, keys)
+            if distinct and n > 1:
+                bad |= ((negatives[:, :, None] == negatives[:, None, :]) & earlier).any(1)
             if not bad.any():
                 return negatives
             rows, cols = bad.nonzero(as_tuple=True)
             negatives[rows, cols] = redraw(brands[rows], generator)
+        what = "positives of their brand or repeats within their row" if distinct else "positives of their brand"
         raise RuntimeError(
-            f"{type(self).__name__}: after {self.max_tries} redraws some negatives are still positives of "
-            f"their brand (account rows {brands[bad.any(dim=1)].unique()[:5].tolist()}): the negative pool "
+            f"{type(self).__name__}: after {self.max_tries} redraws some negatives are still {what} "
+            f"(account rows {brands[bad.any(dim=1)].unique()[:5].tolist()}): the negative pool "
             "is too small for these brands"
         )
 
@@ -125,18 +136,25 @@ def _uniform(pool: Tensor, count: int, generator: torch.Generator) -> Tensor:
 
 
 class UniformSampler(NegativeSampler):
-    """``negatives`` influencers per positive, uniform over the training pool."""
+    """``negatives`` influencers per positive, uniform over the training pool minus the brand's positives.
 
-    def __init__(self, negatives: int = 1, **kwargs):
+    ``replacement=True``: each drawn independently (a row may hold one twice); ``False``: the row's
+    negatives are distinct, a uniform draw without replacement (the public BAMIR code's
+    ``randperm(non_positives)[:3]``).
+    """
+
+    def __init__(self, negatives: int = 1, replacement: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.negatives = negatives
+        self.replacement = replacement
 
     def per_positive(self) -> dict[str, int]:
         return {"sampler.negatives": self.negatives}
 
     def draw(self, data, brands, generator):
         out = _uniform(data.pool, len(brands) * self.negatives, generator).view(len(brands), self.negatives)
-        return self._exclude_positives(data, brands, out, lambda b, g: _uniform(data.pool, len(b), g), generator)
+        return self._exclude_positives(data, brands, out, lambda b, g: _uniform(data.pool, len(b), g), generator,
+                                       distinct=not self.replacement)
 
 
 class _CategoryPools:
@@ -193,11 +211,16 @@ class SameCategorySampler(NegativeSampler):
 
 class MixedSampler(NegativeSampler):
     """BAMIR's sampling: per positive ``uniform`` random + ``same_category`` hard negatives,
-    each emitted as its own triplet, repeated ``repeats`` times (published: 3 + 1, x5)."""
+    each emitted as its own triplet, repeated ``repeats`` times (published: 3 + 1, x5).
 
-    def __init__(self, uniform: int = 3, same_category: int = 1, repeats: int = 5, **kwargs):
+    ``uniform_replacement``: whether the random negatives of one positive may repeat (True) or are
+    distinct (False, the public code). The hard negative is drawn on its own and may equal one of them.
+    """
+
+    def __init__(self, uniform: int = 3, same_category: int = 1, repeats: int = 5, uniform_replacement: bool = True,
+                 **kwargs):
         super().__init__(repeats=repeats, **kwargs)
-        self.uniform = UniformSampler(uniform, max_tries=self.max_tries)
+        self.uniform = UniformSampler(uniform, replacement=uniform_replacement, max_tries=self.max_tries)
         self.same_category = SameCategorySampler(same_category, max_tries=self.max_tries)
 
     def per_positive(self) -> dict[str, int]:

@@ -148,9 +148,11 @@ def _report(metrics: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> di
     metrics = _finite(metrics)
     if trainer.is_global_zero:
         atomic_write_json(output_dir / "metrics.json", metrics)
-        print(metric_table(metrics))
-        counts = {key: int(value) for key, value in metrics.items()
-                  if value is not None and (key == "best/epoch" or key.startswith("data/missing/"))}
+        # the rows name the epoch of the weights they describe: the best checkpoint's, else the final epoch's
+        label = metrics if "final/epoch" not in metrics else {**metrics, "best/epoch": metrics["final/epoch"]}
+        print(metric_table(label))
+        counts = {key: int(value) for key, value in metrics.items() if value is not None
+                  and (key in ("best/epoch", "final/epoch") or key.startswith("data/missing/"))}
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.summary.update(counts)
@@ -171,6 +173,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     A learned model's validation and test rows both describe its best checkpoint (by
     ``optimized_metric``): after the fit, that checkpoint is validated again and tested, and
     ``best/epoch`` names it. ``<optimized_metric>_best`` is the best value seen during the fit.
+    Without a validation split (``data.val_fraction=0``, as the public BAMIR code trains) nothing
+    picks a best checkpoint: none is kept, the final epoch's weights are tested, and
+    ``final/epoch`` (0-based: the 100th epoch is 99) names them.
     """
     check_optimized_metric(cfg)
     check_output_dir(cfg.paths.output_dir, cfg.paths.get("min_free_mb", 100))
@@ -186,11 +191,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not learned:
         log.info("%s has no parameters: nothing to train, evaluating as is", type(model).__name__)
     elif cfg.get("train", True):
+        if datamodule.val_split is None:
+            keep_no_best_checkpoint(trainer, datamodule)
         start = time.perf_counter()
         fit(trainer, model, datamodule, resume_checkpoint(cfg, datamodule), output_dir)
         metrics.update(trainer.callback_metrics)
         metrics["time/fit_seconds"] = time.perf_counter() - start
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if datamodule.val_split is None:
+            metrics["final/epoch"] = trainer.current_epoch - 1  # epochs done, as a 0-based index
+            log.info("no validation split: the final epoch's weights (epoch %d, 0-based) are tested",
+                     metrics["final/epoch"])
     if best:
         log.info("the best checkpoint: %s", best)
         metrics["best/epoch"] = checkpoint_epoch(best)
@@ -204,6 +215,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         save_unlearned(trainer, output_dir)
     metrics.update({f"data/missing/{name}": count for name, count in datamodule.missing_counts.items()})
     return _report(metrics, output_dir, trainer)
+
+
+def keep_no_best_checkpoint(trainer: L.Trainer, datamodule: RankingDataModule) -> None:
+    """No validation split: the checkpoint callbacks that keep the best epoch by a validation metric keep
+    none (instead of warning every run that the metric is missing); ``last.ckpt`` is still written."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor is not None:
+            callback.save_top_k = 0
+    log.info("no validation split (data.val_fraction=0): no best checkpoint is kept; the final epoch is tested")
+    if datamodule.test_split is None:
+        log.warning("no validation split and the store has no test split: this run evaluates nothing "
+                    "(data.val_fraction=0.2 holds out training brands to measure it on)")
 
 
 def save_unlearned(trainer: L.Trainer, output_dir: Path) -> None:
@@ -257,6 +282,10 @@ def train_task(cfg: DictConfig) -> float:
         log.error("%s; metrics.json holds what was done. Run the same command in the same folder "
                   "(hydra.run.dir=%s) to resume from its last finished epoch", stop, cfg.paths.output_dir)
         raise SystemExit(128 + stop.signum) from None
+    if cfg.optimized_metric.startswith("val/") and cfg.data.get("val_fraction") == 0:
+        log.warning("optimized_metric=%s: this run has no validation split (data.val_fraction=0); the "
+                    "sweeper gets NaN", cfg.optimized_metric)
+        return float("nan")
     return optimized_value(cfg.optimized_metric, metrics)
 
 

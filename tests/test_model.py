@@ -1,5 +1,7 @@
 """BAMIR model: branch construction, scores, and the published loss."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -81,3 +83,43 @@ def test_training_lowers_the_loss_on_a_fixed_batch():
         model.loss(rows)["loss"].backward()
         opt.step()
     assert model.loss(rows)["loss"].item() < first
+
+
+def test_encoder_dropout_placement_and_init_options():
+    from bamir.models.encoders import MLPEncoder
+
+    kinds = lambda enc: [type(m).__name__ for m in enc]  # noqa: E731
+    assert kinds(MLPEncoder(4, [8, 8, 2])) == ["Linear", "LeakyReLU", "Dropout", "Linear", "LeakyReLU", "Dropout",
+                                               "Linear"]
+    assert kinds(MLPEncoder(4, [8, 8, 2], dropout_after=[1])) == ["Linear", "LeakyReLU", "Linear", "LeakyReLU",
+                                                                  "Dropout", "Linear"]
+    assert "Dropout" not in kinds(MLPEncoder(4, [8, 2], dropout_after=[]))
+    with pytest.raises(ValueError, match="hidden layers"):
+        MLPEncoder(4, [8, 2], dropout_after=[1])  # the output layer is never followed by dropout
+    torch.manual_seed(0)
+    wide = MLPEncoder(400, [500, 2], init_std=0.5)
+    assert wide[0].weight.std().item() == pytest.approx(0.5, rel=0.02)
+    assert wide[0].bias.std().item() == pytest.approx(0.5, rel=0.15)
+
+
+def test_cross_entropy_options():
+    """reduction mean = sum / (B n); eps: -log(sigmoid(s_p - s_n) + eps), which saturates at -log(eps)."""
+    rows = torch.tensor([[0, 2, 3], [1, 4, 5], [0, 6, 7]])
+    summed, mean = _model(), _model(cross_entropy_reduction="mean")
+    assert torch.allclose(mean.loss(rows)["cross_entropy"] * 3, summed.loss(rows)["cross_entropy"], atol=1e-5)
+    assert torch.allclose(mean.loss(rows)["hinge_content"], summed.loss(rows)["hinge_content"])
+    eps = _model(cross_entropy_eps=1e-16)
+    total = torch.tensor([[1.0, 0.5], [0.0, 200.0]])
+    assert torch.allclose(eps.triplet_cross_entropy(total)[0], F.softplus(torch.tensor(-0.5)), atol=1e-6)
+    assert eps.triplet_cross_entropy(total)[1].item() == pytest.approx(-math.log(1e-16), rel=1e-6)
+    assert summed.triplet_cross_entropy(total)[1].item() == pytest.approx(200.0)
+    with pytest.raises(ValueError, match="cross_entropy_reduction"):
+        _model(cross_entropy_reduction="max")
+
+
+def test_l1_on_weights_leaves_biases_out():
+    model = _model(l1=1.0, l1_on="weights")
+    expected = sum(m.weight.abs().sum() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert torch.allclose(model.loss(torch.tensor([[0, 2, 3]]))["l1"], expected)
+    with pytest.raises(ValueError, match="l1_on"):
+        _model(l1_on="biases")

@@ -34,8 +34,10 @@ def _is_positive(data, brand, inf):
 
 SAMPLERS = [
     UniformSampler(negatives=2, repeats=3),
+    UniformSampler(negatives=3, repeats=3, replacement=False),
     SameCategorySampler(negatives=2, repeats=3),
     MixedSampler(),
+    MixedSampler(uniform_replacement=False),
     KBucketSampler(k=5),
     PopularitySampler(negatives=3, alpha=1.0),
 ]
@@ -91,6 +93,25 @@ def test_uniform_distribution_is_uniform_over_allowed(data):
     counts = torch.stack([(negs == a).sum() for a in allowed]).numpy()
     assert counts.sum() == len(negs)
     assert chisquare(counts).pvalue > 0.001
+
+
+def test_without_replacement_rows_are_uniform_permutations():
+    """replacement=False: a row of 3 negatives from 3 allowed influencers is a permutation of them,
+    each of the 6 orders equally likely (chi-square test); with replacement, rows repeat some."""
+    from scipy.stats import chisquare
+
+    # one brand, pool 1..5, positives 1 and 2: allowed negatives 3, 4, 5
+    data = TrainingData(brands=torch.tensor([0, 0]), positives=torch.tensor([1, 2]), pool=torch.arange(1, 6),
+                        category=torch.full((6,), -1), num_accounts=6, triplet_sets={})
+    rows = UniformSampler(negatives=3, repeats=600, replacement=False).sample(data, torch.Generator().manual_seed(6))
+    negatives = rows[:, 2:]
+    assert (negatives.sort(dim=1).values == torch.tensor([3, 4, 5])).all()
+    orders = torch.unique(negatives, dim=0, return_counts=True)[1]
+    assert len(orders) == 6 and chisquare(orders.numpy()).pvalue > 0.001
+    repeated = UniformSampler(negatives=3, repeats=50).sample(data, torch.Generator().manual_seed(6))[:, 2:]
+    assert (repeated.sort(dim=1).values.diff(dim=1) == 0).any()
+    with pytest.raises(RuntimeError, match="repeats within their row"):
+        UniformSampler(negatives=4, replacement=False, max_tries=5).sample(data, torch.Generator())
 
 
 def test_popularity_follows_degree(data):

@@ -8,14 +8,24 @@ product. The score is their sum::
     s(b, i) = sum_branch < f_branch(b), f_branch(i) >        (published: content + concept)
 
 Training examples are rows ``(brand, positive, negative_1..n)``. With ``loss="triplet"``
-(published), for each negative::
+(published), over the batch ``B`` of rows and each negative ``n`` of a row::
 
-    L = sum_branch max(0, m_branch - s_branch(b, p) + s_branch(b, n))          (m: 4 content, 2 concept)
-        + w_ce * CE(softmax([s(b, p), s(b, n)]), target = p)
-    summed over the batch, + l1 * sum |theta|
+    L = sum_B sum_n sum_branch max(0, m_branch - s_branch(b, p) + s_branch(b, n))   (m: 4 content, 2 concept)
+        + w_ce * R_{B, n} CE(b, p, n)
+        + l1 * sum_{theta in P} |theta|_1
+
+    CE(b, p, n) = -log(softmax([s(b, p), s(b, n)])_0 + eps) = softplus(s(b, n) - s(b, p))   (eps = 0)
+
+where ``R`` is the sum over the ``B x n`` (row, negative) pairs (``cross_entropy_reduction="sum"``)
+or their mean (``"mean"``: the public code, whose hinges are summed over the batch but whose
+cross-entropy is averaged; its rows have n = 1), ``eps`` is ``cross_entropy_eps`` (the public code
+adds 1e-16 to the softmax before the log: a pair's CE is at most -log(1e-16) = 36.8 and its gradient
+vanishes once ``s(b, n) - s(b, p)`` exceeds about 37), and ``P`` holds every parameter
+(``l1_on="all"``) or the Linear layers' weight matrices only (``"weights"``: the public code,
+biases unpenalised).
 
 With ``loss="listwise"`` (Gan et al.'s k-buckets): ``CE(softmax([s(b,p), s(b,n_1..n_k-1)]), p)``
-plus the same L1 term.
+summed over the batch, plus the same L1 term.
 
 Branches are declared in config; an encoder whose input modalities are not served is dropped
 (and logged). The training app allows that only when the data config leaves them out
@@ -43,10 +53,16 @@ class BamirModel(RankingModule):
     Args:
         input_dims: ``{modality: dim}`` of the attached feature store.
         branches: ``{branch: {fusion, margin, encoders: {name: {inputs: [modality...], hidden: [sizes]}}}}``.
+          An encoder may set ``dropout_after: [k...]``, the 0-based hidden layers followed by dropout
+          (default: every hidden layer; :class:`~bamir.models.encoders.MLPEncoder`).
         loss: ``"triplet"`` (BAMIR) or ``"listwise"`` (k-buckets).
         cross_entropy: weight of the cross-entropy term of the triplet loss.
-        l1: weight of the L1 penalty on all parameters.
-        dropout: dropout between encoder layers.
+        cross_entropy_reduction: ``"sum"`` or ``"mean"`` of that term over the batch (the hinges are summed).
+        cross_entropy_eps: ``eps`` of ``-log(softmax + eps)``; 0: the exact ``softplus`` form.
+        l1: weight of the L1 penalty.
+        l1_on: ``"all"`` parameters or the ``"weights"`` (matrices) only.
+        dropout: dropout rate behind the encoders' hidden layers.
+        init_std: weights and biases drawn from ``N(0, init_std^2)``; None: PyTorch's default.
         store_fingerprint: what the checkpoint remembers of the feature store it was trained on.
     """
 
@@ -56,8 +72,12 @@ class BamirModel(RankingModule):
         branches: dict[str, dict[str, Any]],
         loss: str = "triplet",
         cross_entropy: float = 1.0,
+        cross_entropy_reduction: str = "sum",
+        cross_entropy_eps: float = 0.0,
         l1: float = 0.001,
+        l1_on: str = "all",
         dropout: float = 0.5,
+        init_std: float | None = None,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
         seed: int = 24,
@@ -66,8 +86,14 @@ class BamirModel(RankingModule):
         super().__init__(optimizer=optimizer, scheduler=scheduler, seed=seed)
         if loss not in ("triplet", "listwise"):
             raise ValueError(f"unknown loss {loss!r}: use triplet or listwise")
+        if cross_entropy_reduction not in ("sum", "mean"):
+            raise ValueError(f"unknown cross_entropy_reduction {cross_entropy_reduction!r}: use sum or mean")
+        if l1_on not in ("all", "weights"):
+            raise ValueError(f"unknown l1_on {l1_on!r}: use all or weights")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.loss_kind, self.cross_entropy, self.l1 = loss, cross_entropy, l1
+        self.cross_entropy_reduction, self.cross_entropy_eps = cross_entropy_reduction, cross_entropy_eps
+        self.l1_on = l1_on
         self.encoders = nn.ModuleDict()
         self.inputs: dict[str, dict[str, list[str]]] = {}
         self.fusion: dict[str, str] = {}
@@ -83,7 +109,9 @@ class BamirModel(RankingModule):
                     log.info("branch %r: encoder %r dropped, %s not served", branch, name, missing)
                     continue
                 in_dim = sum(input_dims[m] for m in enc["inputs"])
-                encoders[name] = MLPEncoder(in_dim, list(enc["hidden"]), dropout=dropout)
+                after = enc.get("dropout_after")
+                encoders[name] = MLPEncoder(in_dim, list(enc["hidden"]), dropout=dropout, init_std=init_std,
+                                            dropout_after=None if after is None else list(after))
                 self.inputs[branch][name] = list(enc["inputs"])
             if not len(encoders):
                 log.info("branch %r dropped: none of its encoders has its inputs", branch)
@@ -110,6 +138,10 @@ class BamirModel(RankingModule):
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
         return {b: self.encode(b, brands) @ self.encode(b, candidates).T for b in self.encoders}
 
+    def branch_embeddings(self, rows: Tensor, side: str) -> dict[str, Tensor]:
+        """Each branch's embedding ``f_branch(rows)``, the same for brands and candidates."""
+        return {b: self.encode(b, rows) for b in self.encoders}
+
     def row_scores(self, rows: Tensor) -> dict[str, Tensor]:
         """Scores of training rows ``[B, 1 + k]`` ``(brand, items...) -> {branch: [B, k]}``.
 
@@ -129,14 +161,29 @@ class BamirModel(RankingModule):
         if self.loss_kind == "triplet":
             for branch, s in scores.items():
                 terms[f"hinge_{branch}"] = F.relu(self.margins[branch] - s[:, :1] + s[:, 1:]).sum()
-            # CE of softmax([s_pos, s_neg]) with the positive as target = softplus(s_neg - s_pos)
-            terms["cross_entropy"] = self.cross_entropy * F.softplus(total[:, 1:] - total[:, :1]).sum()
+            ce = self.triplet_cross_entropy(total)  # [B, n]
+            reduced = ce.sum() if self.cross_entropy_reduction == "sum" else ce.mean()
+            terms["cross_entropy"] = self.cross_entropy * reduced
         else:
             target = torch.zeros(len(total), dtype=torch.long, device=total.device)
             terms["listwise"] = F.cross_entropy(total, target, reduction="sum")
-        terms["l1"] = self.l1 * torch.stack(torch._foreach_norm(list(self.parameters()), 1)).sum()
+        terms["l1"] = self.l1 * torch.stack(torch._foreach_norm(self.l1_parameters(), 1)).sum()
         terms["loss"] = torch.stack(list(terms.values())).sum()
         return terms
+
+    def triplet_cross_entropy(self, total: Tensor) -> Tensor:
+        """``[B, 1 + n]`` total scores ``(positive, negatives...)`` -> ``[B, n]`` cross-entropy of
+        ``softmax([s_pos, s_neg])`` with the positive as target, for each negative:
+        ``softplus(s_neg - s_pos)``, or ``-log(sigmoid(s_pos - s_neg) + eps)`` with ``eps > 0``."""
+        if self.cross_entropy_eps == 0:
+            return F.softplus(total[:, 1:] - total[:, :1])
+        return -torch.log(torch.sigmoid(total[:, :1] - total[:, 1:]) + self.cross_entropy_eps)
+
+    def l1_parameters(self) -> list[Tensor]:
+        """The parameters the L1 penalty covers: all of them, or the Linear layers' weight matrices."""
+        if self.l1_on == "all":
+            return list(self.parameters())
+        return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         terms = self.loss(batch)
