@@ -343,31 +343,13 @@ def to_model_space(datamodule, new: NewAccounts) -> NewAccounts:
     return NewAccounts(new.raw, new.accounts, out, new.present, new.notes)
 
 
-def used_modalities(model) -> list[str]:
-    """The modalities a ranker reads: its ``modalities`` (BAMIR), ``used`` (cosine) or ``inputs``
-    (MIR), else every attached one."""
-    for attr in ("modalities", "used"):
-        value = getattr(model, attr, None)
-        if isinstance(value, (list, tuple)) and value:
-            return sorted(set(value))
-    inputs = getattr(model, "inputs", None)
-    if isinstance(inputs, dict) and inputs:
-        names = set()
-        for v in inputs.values():
-            for x in (v.values() if isinstance(v, dict) else [v]):
-                names.update([x] if isinstance(x, str) else x)
-        if names <= set(model.feature_names):
-            return sorted(names)
-    return sorted(model.feature_names)
-
-
 def new_profiles(new: NewAccounts) -> pd.DataFrame:
     """Profile rows (as :func:`bamir.ranking.account_profiles`) of the new accounts."""
-    from bamir.ranking import _merge_profiles
+    from bamir.ranking.accounts import merge_profiles
 
     acc = new.raw.accounts.set_index(new.raw.accounts["account_id"].astype(str)).reindex(new.accounts)
     frame = pd.DataFrame({"account_id": new.accounts,
                           "username": acc["username"].fillna("").astype(str).to_numpy(),
                           "kind": acc["kind"].fillna("brand").astype(str).to_numpy(),
                           "category": acc["category"].fillna("").astype(str).to_numpy()})
-    return _merge_profiles(frame, new.raw.accounts, new.raw.posts)
+    return merge_profiles(frame, new.raw.accounts, new.raw.posts)

@@ -8,7 +8,7 @@ curves drawn from the CSV logger's ``metrics.csv`` and any PNG the run folder ho
     from bamir.report_html import render_report
     render_report("outputs/rank/runs/<run>/ranking.json", "report.html")
 
-The input is what ``bamir-rank`` writes as ``ranking.json`` (:func:`bamir.cli.rank.rank`);
+The input is what ``bamir-rank`` writes as ``ranking.json`` (:func:`bamir.ranking.app.rank`);
 thumbnails come from the raw dataset it names (``raw_root``; a new brand's own folder for
 its posts). Nothing is fetched at view time: no script, font or style sheet from elsewhere.
 """

@@ -41,7 +41,7 @@ def tiny_store(base: Path) -> Path:
 
 def rank_overrides(store: Path) -> list[str]:
     """Overrides that point an app at the tiny synthetic store."""
-    return ["dataset=release", f"dataset.store={store}", "dataset.name=synthetic-tiny"]
+    return ["dataset=release", f"dataset.store={store}", "dataset.name=synthetic-tiny", "dataset.modalities=null"]
 
 
 def trained_run(base: Path, epochs: int = 2) -> Path:

@@ -17,7 +17,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from bamir.cli.rank import rank
+from bamir.ranking.app import rank
 from bamir.datamodule import RankingDataModule
 from bamir.metrics import ranking_metrics
 from bamir.samplers import UniformSampler
@@ -124,10 +124,8 @@ def test_eval_and_rank_reproduce_training_from_the_checkpoint_alone(kind, traine
     _assert_same(expected, _ranked_metrics(ranked, shared_data), "bamir-rank")
 
 
-
-
 @pytest.mark.parametrize("model", ["popularity", "random", "oracle", "feature_ceiling"])
-def test_every_unlearned_ranker_leaves_a_checkpoint_for_eval(model, tmp_path, shared_data):
+def test_every_unlearned_ranker_leaves_a_checkpoint_for_eval_and_rank(model, tmp_path, shared_data):
     cfg = compose_config("train", tmp_path / "train", [DATASET, *TRAINER, f"model={model}", "data.standardize=false"],
                          fast=False)
     with open_dict(cfg):
@@ -137,6 +135,12 @@ def test_every_unlearned_ranker_leaves_a_checkpoint_for_eval(model, tmp_path, sh
     evaluated = evaluate(_app("eval", tmp_path / "eval", shared_data, f"ckpt_path={ckpt}"))
     for key in ("test/auc_global", "test/map", "val/auc_global"):
         assert evaluated[key] == pytest.approx(metrics[key], abs=1e-6), key
+    if model != "feature_ceiling":  # its score of a candidate depends on the pool scored with it: evaluation only
+        expected = {k[len("test/"):]: v for k, v in metrics.items() if k.startswith("test/")}
+        _assert_same(expected, _ranked_metrics(_rank_all(tmp_path / "rank", shared_data, ckpt), shared_data),
+                     f"bamir-rank {model}")
+
+
 def test_a_contradicting_data_setting_is_refused_naming_both(trained, tmp_path, shared_data):
     expected, ckpt = trained("cosine")  # trained with standardize=false on [topic, concept]
     with pytest.raises(ValueError, match=r"trained with data\.standardize=false, this run sets data\.standardize=true"):

@@ -88,7 +88,7 @@ def test_a_truncated_last_ckpt_is_named_on_rerun_and_by_rank(trained, tmp_path, 
     with pytest.raises(CheckpointError, match=f"{last}: not a readable checkpoint"):
         train(_train_config(tmp_path, "base", ONE_EPOCH, shared_data))  # the requeue path: its own last.ckpt
 
-    from bamir.cli.rank import rank
+    from bamir.ranking.app import rank
 
     cfg = compose_config("rank", tmp_path / "rank", ["dataset=planted_tiny", "search.device=cpu", "ckpt_path=last",
                                                      "brand=all", "embedding_cache=null", "report.html=false"],

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from omegaconf import open_dict
 
-from bamir.cli.rank import rank
+from bamir.ranking.app import rank
 from bamir.ranking import UnknownNameError
 from tests.conftest import compose_config
 

@@ -135,22 +135,49 @@ def test_ranker_matches_the_model_scores(planted_model):
 
 
 def test_ranker_generic_path_for_models_without_embeddings(planted_model):
-    from bamir.models.cosine import CosineBaseline
+    from bamir.models.random import RandomRanker
 
     _, dm = planted_model
-    cosine = CosineBaseline(dm.dims)
-    cosine.attach_features(dm.features)
-    assert branch_embedder(cosine) is None
-    ranker = Ranker(cosine, device="cpu", candidate_chunk=13, brand_chunk=3)
+    scorer = RandomRanker(dm.dims, seed=3)
+    scorer.attach_features(dm.features)
+    assert branch_embedder(scorer) is None
+    ranker = Ranker(scorer, device="cpu", candidate_chunk=13, brand_chunk=3)
     brands = dm.test_split.brands[:4]
     index = ranker.index(dm.test_split.candidates)
     assert index.keys is None
     ranking = ranker.rank(brands, index, 5)
-    ref_v, ref_i = cosine.score_matrix(brands, dm.test_split.candidates).topk(5, dim=1)
+    ref_v, ref_i = scorer.score_matrix(brands, dm.test_split.candidates).topk(5, dim=1)
     assert ranking.method == "branch_scores"
     assert torch.allclose(ranking.scores, ref_v, atol=1e-5)
     assert torch.equal(ranking.candidates, dm.test_split.candidates[ref_i])
     assert torch.allclose(sum(ranking.contributions.values()), ranking.scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["cosine", "cosine_signed", "sbr", "mir", "popularity"])
+def test_every_factorising_ranker_ranks_through_its_embeddings_like_its_scores(planted_model, kind):
+    """The ranker contract: ``branch_embeddings(rows, side)`` reproduces ``branch_scores`` as inner
+    products, so the ranking app precomputes candidates and gets the exact top-k and contributions."""
+    from bamir.models.cosine import CosineBaseline
+    from bamir.models.mir import MirModel
+    from bamir.models.popularity import PopularityRanker
+    from bamir.models.sbr import SBR
+
+    _, dm = planted_model
+    scorer = {"cosine": lambda: CosineBaseline(dm.dims, ["topic", "concept"]),
+              "cosine_signed": lambda: CosineBaseline(dm.dims, ["topic", "concept"], weights={"concept": -0.5}),
+              "sbr": lambda: SBR(dm.dims), "mir": lambda: MirModel(dm.dims, score_scale=-3.0),
+              "popularity": lambda: PopularityRanker(dm.dims, source="degree")}[kind]()
+    scorer.attach_features(dm.features)
+    scorer.attach_data(dm)
+    assert branch_embedder(scorer, torch.arange(10)) is not None
+    brands, cands = dm.test_split.brands, dm.test_split.candidates
+    ranking = Ranker(scorer.eval(), device="cpu").rank(brands, Ranker(scorer, device="cpu").index(cands), 5)
+    assert ranking.method == "exact"
+    want = scorer.score_matrix(brands, cands)
+    assert torch.allclose(ranking.scores, want.gather(1, (ranking.candidates[:, :, None] == cands).float()
+                                                      .argmax(-1)), atol=1e-4)
+    assert torch.allclose(ranking.scores, want.topk(5, dim=1).values, atol=1e-4)
+    assert torch.allclose(sum(ranking.contributions.values()), ranking.scores, atol=1e-4)
 
 
 def test_a_wrong_factorisation_falls_back(planted_model):

@@ -71,7 +71,7 @@ def _probe(browser: str, page: Path, tmp_path: Path) -> tuple[dict, list[str]]:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
-    from bamir.cli.rank import rank
+    from bamir.ranking.app import rank
 
     base = tmp_path_factory.getbasetemp() / "rank_tiny"
     base.mkdir(exist_ok=True)

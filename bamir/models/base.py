@@ -16,10 +16,18 @@ from bamir.metrics import RankingMetrics
 class RankingModule(L.LightningModule):
     """Base class of all rankers (learned or not).
 
-    Subclasses implement :meth:`branch_scores`, the score of every brand against every
-    candidate, split by branch (the total score is their sum, and the split is what the
-    ranking app shows as each branch's contribution). Learned rankers also implement
-    :meth:`training_step`.
+    The contract every app relies on (training, evaluation, ranking, cold start, the benchmark):
+
+    - :meth:`branch_scores` ``(brands [B], candidates [C]) -> {branch: [B, C]}``, the score of every
+      brand against every candidate split by branch (the total is their sum; the split is what
+      the ranking app shows as each branch's contribution). Every ranker implements it.
+    - :meth:`branch_embeddings` ``(rows [n], side) -> {branch: [n, d]}`` when the branch scores
+      factorise as inner products of a brand-side and a candidate-side embedding; the ranking app
+      then precomputes the candidates once and searches by matrix products (else it scores block by
+      block through :meth:`branch_scores`).
+    - :attr:`modalities`: the attached modalities it reads (what cold start encodes for a new account).
+    - :meth:`attach_data`: what an unlearned ranker takes from the training data (popularity's degrees).
+    - Learned rankers implement :meth:`training_step`.
 
     The feature matrices are attached once with :meth:`attach_features` as non-persistent
     buffers: they move with the module to the accelerator and stay out of checkpoints.
@@ -58,6 +66,10 @@ class RankingModule(L.LightningModule):
             self.register_buffer(f"features_{name}", matrix.to(device), persistent=False)
         self.feature_names = sorted(set(self.feature_names) | set(features))
 
+    def feature_matrices(self) -> dict[str, Tensor]:
+        """The attached ``{modality: [N, dim]}``."""
+        return {name: getattr(self, f"features_{name}") for name in self.feature_names}
+
     def features(self, name: str, rows: Tensor) -> Tensor:
         """Rows of one modality: ``rows [*] -> [*, dim]``."""
         try:
@@ -66,10 +78,31 @@ class RankingModule(L.LightningModule):
             raise RuntimeError(f"modality {name!r} was not attached; attached: {self.feature_names}") from None
         return matrix[rows]
 
+    @property
+    def modalities(self) -> list[str]:
+        """The attached modalities this ranker reads (default: every attached one)."""
+        return sorted(self.feature_names)
+
+    def attach_data(self, datamodule) -> None:
+        """Take what the ranker reads from a set-up :class:`~bamir.datamodule.RankingDataModule` besides the
+        feature matrices (its store, its training pairs); nothing by default. Called under a Trainer
+        (:meth:`setup`) and when a checkpoint is loaded (:func:`load_checkpoint`)."""
+
+    def setup(self, stage: str | None = None) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is not None:
+            self.attach_data(datamodule)
+
     # ------------------------------------------------------------------ scoring
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
         """``{branch: [B, C]}`` scores of brands ``[B]`` against candidates ``[C]`` (account rows)."""
         raise NotImplementedError
+
+    def branch_embeddings(self, rows: Tensor, side: str) -> dict[str, Tensor] | None:
+        """``{branch: [n, d]}`` embeddings of account ``rows [n]`` on ``side`` (``"brand"`` or ``"candidate"``)
+        such that ``branch_scores(b, c)[k] = E_k(b, "brand") @ E_k(c, "candidate").T``; None when the
+        scores do not factorise so (the default)."""
+        return None
 
     @torch.no_grad()
     def score_matrix(self, brands: Tensor, candidates: Tensor) -> Tensor:
@@ -141,6 +174,7 @@ def load_checkpoint(path: str, datamodule) -> RankingModule:
     datamodule.setup()
     model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     model.attach_features(datamodule.features)
+    model.attach_data(datamodule)
     return model
 
 

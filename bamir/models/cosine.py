@@ -10,6 +10,7 @@ vectors", which reaches a global ROC-AUC of about 0.82 on the real discover test
 from __future__ import annotations
 
 import logging
+import math
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -41,6 +42,18 @@ class CosineBaseline(RankingModule):
         if not self.used:
             raise ValueError(f"cosine baseline: none of {wanted} is in the store ({sorted(input_dims)})")
         self.weights = {m: float((weights or {}).get(m, 1.0)) for m in self.used}
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.used)
+
+    def branch_embeddings(self, rows: Tensor, side: str) -> dict[str, Tensor]:
+        """Per modality ``sqrt(|w|) x / |x|``, the brand side carrying the weight's sign."""
+        out = {}
+        for m in self.used:
+            e = math.sqrt(abs(self.weights[m])) * F.normalize(self.features(m, rows), dim=-1)
+            out[m] = -e if side == "brand" and self.weights[m] < 0 else e
+        return out
 
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
         out = {}

@@ -24,6 +24,7 @@ modalities, the fusion keeps the other side alone (``f = P^T tanh(U^T h)``).
 from __future__ import annotations
 
 import logging
+import math
 from typing import Callable
 
 import torch
@@ -157,8 +158,17 @@ class MirModel(RankingModule):
             fused = z if fused is None else fused * z
         return self.output(fused)
 
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.input_modalities)
+
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
         return {"mir": self.score_scale * (self.embed(brands) @ self.embed(candidates).T) / self.embed_dim}
+
+    def branch_embeddings(self, rows: Tensor, side: str) -> dict[str, Tensor]:
+        """``sqrt(|gamma| / d) f(rows)``, the brand side carrying gamma's sign."""
+        e = self.embed(rows) * math.sqrt(abs(self.score_scale) / self.embed_dim)
+        return {"mir": -e if side == "brand" and self.score_scale < 0 else e}
 
     def row_scores(self, rows: Tensor) -> Tensor:
         """Scores of training rows ``(brand, items...) [B, 1 + k] -> [B, k]``."""

@@ -57,7 +57,7 @@ class OracleRanker(RankingModule):
     Args:
         input_dims: unused.
         store: the feature store folder (``${dataset.store}``); under a Trainer the data module's
-            store is used. The affinity is loaded in :meth:`setup` (or :meth:`prepare`), not at
+            store is used. The affinity is loaded by :meth:`attach_data` (or :meth:`prepare`), not at
             construction, so the config instantiates anywhere.
         name: the store extras holding the affinity.
 
@@ -71,10 +71,13 @@ class OracleRanker(RankingModule):
         self.store_path, self.name = store, name
         self.ready = False
 
-    def setup(self, stage: str | None = None) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+    @property
+    def modalities(self) -> list[str]:
+        return []  # it reads the planted affinity, no feature
+
+    def attach_data(self, datamodule) -> None:
         if not self.ready:
-            self.prepare(datamodule.store if datamodule is not None else FeatureStore(self.store_path))
+            self.prepare(datamodule.store)
 
     def prepare(self, store: FeatureStore) -> None:
         affinity, brand_rows, influencer_rows = load_affinity(store, self.name)

@@ -68,9 +68,12 @@ class PopularityRanker(RankingModule):
         self.source, self.modality, self.column = source, modality, column
         self.source_used: str | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and self.source_used is None:
+    @property
+    def modalities(self) -> list[str]:
+        return []  # a brand's score vector is all ones: a new brand needs no features
+
+    def attach_data(self, datamodule) -> None:
+        if self.source_used is None:
             self.prepare(datamodule.store, datamodule.train_data)
 
     def _column_index(self, store) -> int | None:
@@ -100,6 +103,15 @@ class PopularityRanker(RankingModule):
         log.info("popularity ranker: scores from %s", self.source_used)
 
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
+        return {"popularity": self._popularity(candidates).unsqueeze(0).expand(len(brands), -1)}
+
+    def branch_embeddings(self, rows: Tensor, side: str) -> dict[str, Tensor]:
+        """Rank one: a brand is ``[1]``, a candidate ``[pop]``."""
+        if side == "brand":
+            return {"popularity": torch.ones(len(rows), 1, device=rows.device)}
+        return {"popularity": self._popularity(rows)[:, None]}
+
+    def _popularity(self, rows: Tensor) -> Tensor:
         if self.source_used is None:
-            raise RuntimeError("popularity ranker: call prepare(store, train_data) or run it under a Trainer first")
-        return {"popularity": self.popularity[candidates].unsqueeze(0).expand(len(brands), -1)}
+            raise RuntimeError("popularity ranker: call prepare(store, train_data) or attach_data(datamodule) first")
+        return self.popularity[rows]

@@ -53,6 +53,10 @@ class RandomRanker(RankingModule):
         super().__init__(seed=seed)
         self.save_hyperparameters()
 
+    @property
+    def modalities(self) -> list[str]:
+        return []
+
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
         scores = pair_uniform(self.seed, brands, candidates)
         return {"random": scores.to(device=brands.device, dtype=torch.float32)}

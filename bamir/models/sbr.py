@@ -13,6 +13,7 @@ baseline uses the raw features).
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 import torch.nn.functional as F
@@ -56,5 +57,12 @@ class SBR(RankingModule):
             blocks = [F.normalize(x, dim=-1) for x in blocks]
         return torch.cat(blocks, dim=-1)
 
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.used)
+
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
         return {"content": self.embed(brands) @ self.embed(candidates).T / self.dim}
+
+    def branch_embeddings(self, rows: Tensor, side: str) -> dict[str, Tensor]:
+        return {"content": self.embed(rows) / math.sqrt(self.dim)}
