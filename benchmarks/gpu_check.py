@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bamir.features.image import OK, ObjectEncoder, SceneEncoder
+from bamir.features.image.decoding import OK
+from bamir.features.image.encoders import ObjectEncoder, SceneEncoder
 from image_throughput import write_jpegs
 
 ENCODERS = {

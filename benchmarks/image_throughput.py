@@ -1,6 +1,6 @@
 """Image-feature throughput: images/s end to end from JPEG files on disk, and model-only.
 
-* **end to end**: :meth:`bamir.features.image.ImageEncoder.encode_files` over ``--images``
+* **end to end**: :meth:`bamir.features.image.encoders.ImageEncoder.encode_files` over ``--images``
   JPEG files written to a temp folder (``--source-size`` px, ~photo-like content): file
   read, decode (DataLoader workers on CPU, ``decode_jpeg(device='cuda')`` on GPU), resize,
   normalise, model, softmax / class areas. The first batch is a warm-up and not timed.
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bamir.features.image import ObjectEncoder, SceneEncoder
+from bamir.features.image.encoders import ObjectEncoder, SceneEncoder
 
 
 def write_jpegs(folder: Path, count: int, size: int, seed: int = 0) -> list[Path]:

@@ -21,7 +21,7 @@ from bamir.data.schema import RawDataset, TableError, read_table
 from bamir.data.validate import ValidationError, caption_language
 from bamir.features import pipeline
 from bamir.features.hashtags import extract_hashtags, extract_mentions
-from bamir.features.image import _image_index
+from bamir.features.image.stage import _image_index
 from bamir.features.text import preprocess, tokenize
 from bamir.report_html import Thumbnails
 from prep_fixtures import make_raw, tiny_stages

@@ -235,7 +235,7 @@ def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
     Lightning's two processes share one shard (the second has none to encode); SLURM's rank
     zero starts 10 s late (a slow node), so the helper reaches the store folder first and must
     leave it untouched until rank zero has claimed it."""
-    from bamir.features.image import _read_shard
+    from bamir.features.image.shards import read_shard
     from bamir.features.store import FeatureStore
     from prep_fixtures import make_raw
 
@@ -274,4 +274,4 @@ def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
     dealt = [0] if launch == "lightning" else [0, 1, 0, 1, 0, 1]  # 16 accounts in shards of 16 or of 3
     for modality in ("object", "scene"):
         shards = sorted((tmp_path / "two" / "work" / modality).glob("*/shards/*.safetensors"))
-        assert [_read_shard(s)[2]["rank"] for s in shards] == dealt
+        assert [read_shard(s)[2]["rank"] for s in shards] == dealt

@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 from bamir.data.schema import RawDataset
-from bamir.features.image import (
-    CORRUPT, MISSING, OK, ObjectEncoder, ObjectStage, Pool, SceneEncoder, SceneStage, decode_bytes, resize_crop,
-)
+from bamir.features.image import ObjectStage, SceneStage
+from bamir.features.image.decoding import CORRUPT, MISSING, OK, decode_bytes, resize_crop
+from bamir.features.image.encoders import ObjectEncoder, SceneEncoder
+from bamir.features.image.pooling import Pool
 from prep_fixtures import CORRUPT_POST, MISSING_POST, TRUNCATED_POST, make_raw, tiny_stages
 
 TINY_OBJECT = dict(model="test_resnet", image_size=32, batch_size=8, num_workers=0, device="cpu")

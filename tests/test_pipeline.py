@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from bamir.features.image import ObjectEncoder
+from bamir.features.image.encoders import ObjectEncoder
 from bamir.features.pipeline import ensure_features, prepare
 from bamir.features.store import FeatureStore
 from prep_fixtures import make_raw, tiny_stages

@@ -1,0 +1,190 @@
+"""The image stages, ``object`` and ``scene``: encode every image of every account on the extraction
+Trainer's devices and nodes, pool per account, merge the shards on global rank zero."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from bamir.data.schema import RawDataset
+from bamir.features.base import StageOutput
+from bamir.features.extraction import extraction_trainer
+from bamir.utils import stable_hash
+from bamir.features.image.encoders import ImageEncoder, ObjectEncoder, SceneEncoder
+from bamir.features.image.pooling import POOLINGS
+from bamir.features.image.shards import ImagePredictor, ImageShards, read_shard
+
+log = logging.getLogger(__name__)
+
+def _inside(root: Path, value: str) -> str:
+    """``value`` when it names a file inside the dataset folder, else "" (never opened: no image)."""
+    from bamir.data.validate import image_file
+
+    return value if value and image_file(root, value) is not None else ""
+
+
+def _image_index(raw: RawDataset, accounts: Sequence[str]) -> tuple[list[int], list[Path], int]:
+    """(account row, absolute path) of every post with an image, in account-row order, and
+    the number of posts without an image."""
+    import pandas as pd
+
+    row_of = {a: i for i, a in enumerate(accounts)}
+    image = raw.posts["image"].fillna("").astype(str).map(lambda value: _inside(raw.root, value))
+    row = raw.posts["account_id"].map(row_of)
+    has = (image != "") & row.notna()
+    frame = pd.DataFrame({"row": row[has].astype(int), "image": image[has]}).sort_values("row", kind="stable")
+    return frame["row"].tolist(), [raw.root / p for p in frame["image"]], int((image == "").sum())
+
+
+
+
+class ImageStage:
+    """Shared stage logic for :class:`ObjectStage` and :class:`SceneStage`: sharded, resumable,
+    distributed over every device and node of the extraction Trainer (``bamir.features.extraction``).
+
+    Keyword arguments other than ``pooling``, ``threshold``, ``shard_size`` and
+    ``progress`` go to the encoder. Only settings that change the numbers (``_result_defaults``
+    of the subclass, plus pooling and threshold) enter :meth:`config` and so the staleness
+    hash; batch size, workers, devices, decoding place and autocast do not.
+    """
+
+    modalities: tuple[str, ...] = ()
+    fitted = False  # nothing fitted: the split does not change the result
+    distributed = True  # runs as a predict loop on every rank of the extraction Trainer
+    encoder_cls: type[ImageEncoder] = ImageEncoder
+    _result_defaults: dict[str, Any] = {}
+
+    def __init__(self, *, pooling: str = "published", threshold: float = 0.1, shard_size: int = 256,
+                 progress: bool = True, **encoder: Any):
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
+        self.threshold = float(threshold)
+        self.shard_size = int(shard_size)
+        self.progress = progress
+        self.encoder_args = {**self._result_defaults, **encoder}
+        self._encoder: ImageEncoder | None = None
+
+    @property
+    def encoder(self) -> ImageEncoder:
+        if self._encoder is None:
+            self._encoder = self.encoder_cls(**self.encoder_args)
+        return self._encoder
+
+    def config(self) -> dict[str, Any]:
+        result = {k: self.encoder_args[k] for k in self._result_defaults}
+        return {"stage": self.modalities[0], "version": 1, "pooling": self.pooling, "threshold": self.threshold, **result}
+
+    def inputs_hash(self, raw: RawDataset) -> str:
+        """Hash of the post -> image table and each image file's size and mtime (not its bytes)."""
+        posts = raw.posts
+        entries = []
+        for account, image in zip(posts["account_id"].tolist(), posts["image"].fillna("").astype(str).tolist()):
+            if not _inside(raw.root, image):
+                continue
+            try:
+                st = (raw.root / image).stat()
+                entries.append((account, image, st.st_size, st.st_mtime_ns))
+            except OSError:
+                entries.append((account, image, -1, -1))
+        return stable_hash(entries)
+
+    def weights_note(self) -> str:
+        """The plain-words statement of where the model's weights came from."""
+        args = self.encoder_args
+        what = args.get("model") or f"UperNet ({args.get('backbone')} backbone)"
+        if not args.get("weights"):
+            return (f"{self.modalities[0]}: {what} with RANDOM-INITIALISED weights (no local checkpoint configured, "
+                    f"weights: null); these features carry no pretrained semantics")
+        return f"{self.modalities[0]}: {what} with weights from {args['weights']}"
+
+    # ------------------------------------------------------------------ run
+    def run(self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path,
+            trainer: Any = None) -> dict[str, StageOutput] | None:
+        """Encode every image on the ranks of ``trainer`` (default: one local device) and pool
+        per account; returns the modality on global rank zero and None on the other ranks."""
+        name = self.modalities[0]
+        start = time.perf_counter()
+        rows, paths, no_image = _image_index(raw, accounts)
+        shards = ImageShards(self.encoder, rows, paths, accounts, self.shard_size, Path(workdir) / "shards")
+        note = self.weights_note()
+        if not self.encoder_args.get("weights"):
+            log.warning(note)
+        trainer = trainer if trainer is not None else extraction_trainer(progress=self.progress)
+        with warnings.catch_warnings():  # every shard finished already: an empty loader is expected
+            warnings.filterwarnings("ignore", message=".*length of `DataLoader`.*zero.*")
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning's pytree use, newer torch
+            trainer.predict(ImagePredictor(self.encoder, self.pooling, self.threshold), datamodule=shards,
+                            return_predictions=False)
+        trainer.strategy.barrier(f"{name}-shards-written")
+        if not trainer.is_global_zero:
+            return None
+        missing = [s for s in range(shards.n_shards) if not shards.shard_file(s).is_file()]
+        if missing:
+            raise RuntimeError(f"{name}: shards {missing[:10]}{'...' if len(missing) > 10 else ''} of {shards.n_shards} "
+                               f"were not written under {shards.shards_dir} (a rank failed); rerun to compute them")
+        return {name: self._merge(shards, len(accounts), no_image, note, start)}
+
+    def _merge(self, shards: ImageShards, n: int, no_image: int, note: str, start: float) -> StageOutput:
+        name = self.modalities[0]
+        features, present, counts, skipped = [], [], {"posts_with_image": 0, "images_ok": 0}, {}
+        for s in range(shards.n_shards):
+            f, p, meta = read_shard(shards.shard_file(s))
+            features.append(f)
+            present.append(p)
+            for k, v in meta.get("counts", {}).items():
+                counts[k] = counts.get(k, 0) + int(v)
+            for k, v in meta.get("skipped", {}).items():
+                skipped[k] = skipped.get(k, 0) + int(v)
+        features_t = torch.cat(features)[:n]
+        present_t = torch.cat(present)[:n]
+        counts.update(accounts=n, accounts_present=int(present_t.sum()), posts_without_image=no_image,
+                      shards=shards.n_shards, shards_resumed=shards.resumed)
+        uniform = counts.get("accounts_uniform", 0)
+        if uniform:
+            text = (f"{uniform} of {counts['accounts_present']} accounts had no class above the threshold "
+                    f"{self.threshold} in any image: published pooling gives them all the same uniform vector")
+            log.warning("%s: %s", name, text)
+            note = f"{note}; {text}"
+        log.info("%s: %d accounts, %d/%d images used, skipped %s (%.1fs)", name, n, counts["images_ok"],
+                 counts["posts_with_image"], skipped or "nothing", time.perf_counter() - start)
+        return StageOutput(features_t, present_t, counts=counts, skipped=skipped, note=note)
+
+
+
+
+class ObjectStage(ImageStage):
+    """The ``object`` modality: timm classifier probabilities pooled per account.
+
+    Args: ``model`` (timm name, default ``resnet101``), ``weights`` (local checkpoint file
+    or null), ``image_size``, ``pooling`` (published | mean | max), ``threshold``,
+    ``batch_size``, ``num_workers``, ``decode`` (auto | worker | device), ``amp``,
+    ``channels_last``, ``compile``, ``shard_size``, ``seed``. The devices are the
+    extraction Trainer's (``features.extraction``).
+    """
+
+    modalities = ("object",)
+    encoder_cls = ObjectEncoder
+    _result_defaults = {"model": "resnet101", "weights": None, "num_classes": None, "image_size": 224, "seed": 0}
+
+
+class SceneStage(ImageStage):
+    """The ``scene`` modality: UperNet class areas pooled per account.
+
+    Args: ``backbone`` (resnet50 | resnet101 | resnet18 | convnext-tiny | convnext-small),
+    ``backbone_overrides`` (dict passed to the backbone config), ``num_labels`` (365),
+    ``decoder_hidden_size``, ``weights`` (local ``save_pretrained`` folder or null),
+    ``area`` (soft | hard), ``image_size`` and the loader/device options of
+    :class:`ObjectStage`.
+    """
+
+    modalities = ("scene",)
+    encoder_cls = SceneEncoder
+    _result_defaults = {"backbone": "resnet50", "backbone_overrides": {}, "num_labels": 365, "decoder_hidden_size": 512,
+                        "weights": None, "area": "soft", "image_size": 256, "seed": 0}
