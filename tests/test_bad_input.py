@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bamir.data.release import BRAND_LIST, ReleaseError, _check_names, import_release
+from bamir.data.release import BRAND_LIST, ReleaseError, import_release
+from bamir.data.release.reader import _check_names
 from bamir.data.safe_pickle import UnsafePickleError, bounded_repr, load_plain_pickle
 from bamir.data.schema import RawDataset, TableError, read_table
 from bamir.data.validate import ValidationError, caption_language
