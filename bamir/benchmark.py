@@ -4,8 +4,12 @@ Every run is an ordinary :func:`bamir.train.train` call on a composed ``conf/tra
 (``model=<name> seed=<s>`` plus the run's overrides), with one extra callback,
 :class:`ScoreRecorder`, that keeps the evaluated split's ``[B, C]`` score matrix of the model
 its metrics were computed with (the best checkpoint of a learned model). The split is the test
-split (``split: test``), or the validation split carved from the training brands (``split: val``,
-for data without a test part, such as the real release). From those matrices:
+split (``split: test``), the validation split carved from the training brands (``split: val``: the
+brands each learned model's best epoch is chosen on, so optimistic for learned models), or
+brand-disjoint cross-validation over the training brands (``split: cv``, for data without a test
+part, such as the real release: every (model, seed, fold) is a run with ``data.cv_fold=k``, whose
+best epoch is chosen on an inner validation carve of that fold's own training brands and whose
+fold brands are then tested; ``cv.folds``, ``cv.seed``). From those matrices:
 
 - **point estimate**: a metric's value on the whole split (as :mod:`bamir.metrics` computes
   it), averaged over the seeds;
@@ -20,11 +24,23 @@ for data without a test part, such as the real release). From those matrices:
   brands, ``d* = stat_model - stat_ref``; with ``d`` the observed difference, the two-sided
   p-value is ``(1 + #{|d* - d| >= |d|}) / (R + 1)`` (the shift method, Sakai 2006). A model
   against itself gets ``p = 1``.
+- **cross-validation** (``split: cv``): a (model, seed) row pools its folds (:class:`PooledRun`):
+  every training brand is reported once, by the model of the fold that held it out, and the
+  per-brand quantities of all folds are concatenated. Per-brand metrics (AUC per brand, cAUC, R@k,
+  MRR, MAP, NDCG, MedR, the pairs AUC) are then exactly as on one split, each brand ranked against
+  its own fold's candidates. The global ROC-AUC compares scores across brands, which is defined
+  within a fold (one model, one candidate list) but not across folds (other models, other scales):
+  the cross-wins table is block-diagonal by fold and the pooled value is
+  ``sum_f w_f^T W_f w_f / sum_f (w_f . P)(w_f . N)``, the pair-weighted mean of the folds' global
+  AUCs (bootstrapped the same way, ``w`` the brands' draw counts). The folds are the same for every
+  seed and model (``cv.seed``), so the paired tests compare models on the same brands.
 
 Outputs, in the benchmark's output folder: ``benchmark.md``, ``benchmark.csv`` (long: one row per
 model and metric), ``runs.csv`` (each run's test metrics and time), the plots
 ``recall_at_k.png``, ``category_auc.png``, ``score_distributions.png``, and each run's folder
-under ``jobs/<name>/seed<s>/`` (with its ``scores.pt``). With a W&B logger configured, the
+under ``jobs/<name>/seed<s>/`` (with its ``scores.pt``); with ``split: cv`` also ``folds.csv`` (each
+fold's point metrics per model and seed; their means over seeds close ``benchmark.md``) and the runs
+under ``jobs/<name>/seed<s>/fold<k>/``. With a W&B logger configured, the
 table goes to W&B as a ``wandb.Table`` and the plots as images.
 """
 
@@ -168,6 +184,82 @@ class RunScores:
         return cls(name, seed, record["scores"], record["labels"], record["hard_negatives"], record["brands"],
                    record["candidates"], list(record.get("categories") or []), **extra)
 
+    @property
+    def parts(self) -> list["RunScores"]:
+        """The score matrices of the row (one here; a :class:`PooledRun`'s folds)."""
+        return [self]
+
+    def layout(self) -> tuple:
+        """What two runs must share to be compared brand by brand: the brands and candidates."""
+        return ((self.brands, self.candidates),)
+
+    def statistics(self, ks: Sequence[int] = (10, 50), ndcg_ks: Sequence[int] = (10,), curve_k: int = 100
+                   ) -> dict[str, Tensor]:
+        """:func:`brand_statistics` of this run's matrix."""
+        return brand_statistics(self.scores, self.labels, self.hard_negatives, ks=ks, ndcg_ks=ndcg_ks, curve_k=curve_k)
+
+
+@dataclass
+class PooledRun:
+    """One (model, seed) of a cross-validation: its folds' runs, each a :class:`RunScores` on its own
+    brands and candidates. The brands of all folds, in fold order, are the row's brands; they must be
+    disjoint (each brand reported once)."""
+
+    name: str
+    seed: int
+    folds: list[RunScores]
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    seconds: float = float("nan")
+
+    def __post_init__(self):
+        if not self.folds:
+            raise ValueError(f"{self.name} seed {self.seed}: no folds to pool")
+        brands = self.brands
+        if len(torch.unique(brands)) != len(brands):
+            raise ValueError(f"{self.name} seed {self.seed}: the folds share brands; a brand must be reported once")
+
+    @property
+    def parts(self) -> list[RunScores]:
+        return self.folds
+
+    @property
+    def brands(self) -> Tensor:
+        return torch.cat([f.brands for f in self.folds])
+
+    @property
+    def categories(self) -> list[str]:
+        return [c for f in self.folds for c in (f.categories or [""] * len(f.brands))]
+
+    def layout(self) -> tuple:
+        return tuple((f.brands, f.candidates) for f in self.folds)
+
+    def statistics(self, ks: Sequence[int] = (10, 50), ndcg_ks: Sequence[int] = (10,), curve_k: int = 100
+                   ) -> dict[str, Tensor]:
+        """The folds' per-brand statistics concatenated; ``cross_wins`` block-diagonal (no comparison
+        across folds) and ``block [B]`` the fold of each brand (:func:`metric_samples` uses it for the
+        global AUC's denominator). ``recall_curve`` rows of a fold with fewer candidates than the
+        widest are padded with their last value (recall@k for k >= C is recall@C)."""
+        return pool_statistics([f.statistics(ks, ndcg_ks, curve_k) for f in self.folds])
+
+
+def pool_statistics(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Per-brand statistics of several splits (:func:`brand_statistics`) as one: rows concatenated,
+    ``cross_wins`` block-diagonal and ``block`` the index of each row's split."""
+    out: dict[str, Tensor] = {}
+    for key in parts[0]:
+        if key == "cross_wins":
+            out[key] = torch.block_diag(*[p[key] for p in parts])
+        elif key == "recall_curve":
+            width = max(p[key].shape[1] for p in parts)
+            out[key] = torch.cat([torch.cat([p[key], p[key][:, -1:].expand(-1, width - p[key].shape[1])], 1)
+                                  if p[key].shape[1] < width else p[key] for p in parts])
+        elif key == "block":
+            raise ValueError("statistics pooled already")
+        else:
+            out[key] = torch.cat([p[key] for p in parts])
+    out["block"] = torch.cat([torch.full((len(p["n_pos"]),), k, dtype=torch.long) for k, p in enumerate(parts)])
+    return out
+
 
 # ---------------------------------------------------------------------------------------- per-brand stats
 def _global_ranks(scores: Tensor) -> Tensor:
@@ -227,7 +319,12 @@ def metric_samples(stats: dict[str, Tensor], metric: str, idx: Tensor) -> Tensor
     has_both = has_pos & (stats["n_neg"] > 0)
     if metric == "auc_global":
         wins = torch.einsum("rb,bc,rc->r", weights, stats["cross_wins"], weights)
-        return wins / ((weights @ stats["n_pos"]) * (weights @ stats["n_neg"]))
+        if "block" not in stats:
+            return wins / ((weights @ stats["n_pos"]) * (weights @ stats["n_neg"]))
+        # pooled folds: only pairs within a fold are compared (cross_wins is block-diagonal)
+        blocks = torch.nn.functional.one_hot(stats["block"]).double()  # [B, F]
+        pairs = ((weights * stats["n_pos"]) @ blocks) * ((weights * stats["n_neg"]) @ blocks)
+        return wins / pairs.sum(1)
     if metric == "auc_pairs":
         return (weights @ torch.where(has_both, stats["wins"], 0)) / (
             weights @ torch.where(has_both, stats["n_pos"] * stats["n_neg"], 0))
@@ -266,7 +363,8 @@ def summarise(runs: dict[str, list[RunScores]], reference: str | None = None, me
 
     Columns: ``model, metric, mean, ci_low, ci_high, seed_sd, seeds, brands, delta, p_value, reference``
     (``delta`` and ``p_value`` against ``reference``; NaN for the reference itself when absent).
-    Every run must have the same test brands and candidates, in the same order.
+    Every run must have the same test brands and candidates, in the same order (for
+    :class:`PooledRun` rows: the same folds, each with the same brands and candidates).
     """
     names = [n for n, r in runs.items() if r]
     if not names:
@@ -274,15 +372,14 @@ def summarise(runs: dict[str, list[RunScores]], reference: str | None = None, me
     first = runs[names[0]][0]
     for name in names:
         for run in runs[name]:
-            if not (torch.equal(run.brands, first.brands) and torch.equal(run.candidates, first.candidates)):
+            if not _same_layout(run.layout(), first.layout()):
                 raise ValueError(f"run {name} seed {run.seed}: other test brands or candidates than {first.name}")
     n_brands = len(first.brands)
     idx = bootstrap_indices(n_brands, samples, seed)
     full = torch.arange(n_brands)[None, :]
     ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("recall@")})
     ndcg_ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("ndcg@")})
-    stats = {n: [brand_statistics(r.scores, r.labels, r.hard_negatives, ks=ks, ndcg_ks=ndcg_ks, curve_k=1)
-                 for r in runs[n]] for n in names}
+    stats = {n: [r.statistics(ks=ks, ndcg_ks=ndcg_ks, curve_k=1) for r in runs[n]] for n in names}
     points: dict[tuple[str, str], float] = {}
     boots: dict[tuple[str, str], Tensor] = {}
     seed_sd: dict[tuple[str, str], float] = {}
@@ -313,6 +410,43 @@ def summarise(runs: dict[str, list[RunScores]], reference: str | None = None, me
     return table[table["metric"].map(defined)].reset_index(drop=True)
 
 
+def _same_layout(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b))
+
+
+def fold_table(runs: dict[str, list[PooledRun]], metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Each fold's point metrics (long): ``model, seed, fold, brands, candidates, metric, value``,
+    computed on the fold's own matrix as :mod:`bamir.metrics` does (the fold's run's test metrics)."""
+    ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("recall@")})
+    ndcg_ks = sorted({int(m.split("@")[1]) for m in metrics if m.startswith("ndcg@")})
+    rows = []
+    for name, items in runs.items():
+        for run in items:
+            for k, part in enumerate(run.parts):
+                stats = part.statistics(ks=ks, ndcg_ks=ndcg_ks, curve_k=1)
+                full = torch.arange(len(part.brands))[None, :]
+                for metric in metrics:
+                    rows.append({"model": name, "seed": run.seed, "fold": k, "brands": len(part.brands),
+                                 "candidates": len(part.candidates), "metric": metric,
+                                 "value": float(metric_samples(stats, metric, full)[0])})
+    return pd.DataFrame(rows)
+
+
+def markdown_fold_table(folds: pd.DataFrame) -> str:
+    """Each (model, fold)'s point metrics, mean over seeds: one Markdown table."""
+    metrics = [m for m in dict.fromkeys(folds["metric"]) if folds.loc[folds["metric"] == m, "value"].notna().any()]
+    wide = folds.groupby(["model", "fold", "metric"], sort=False)["value"].mean().unstack("metric")
+    sizes = folds.groupby(["model", "fold"], sort=False)[["brands", "candidates"]].first()
+    lines = ["Per fold: each fold's own metrics (its brands against its candidates), mean over seeds.", "",
+             "| model | fold | brands x candidates | " + " | ".join(LABELS.get(m, m) for m in metrics) + " |",
+             "|---|---|---|" + "---|" * len(metrics)]
+    for (model, fold), row in wide.iterrows():
+        size = sizes.loc[(model, fold)]
+        cells = [_fmt(m, float(row[m])) for m in metrics]
+        lines.append(f"| {model} | {fold} | {int(size.brands)} x {int(size.candidates)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _fmt(metric: str, value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -328,9 +462,14 @@ def markdown_table(table: pd.DataFrame, level: float = 0.95, split: str = "test"
     brands = int(table["brands"].iloc[0])
     head = "| model | seeds | " + " | ".join(LABELS.get(m, m) for m in metrics) + " |"
     rule = "|---|---|" + "---|" * len(metrics)
-    which = {"test": "test", "val": "validation"}.get(split, split)
-    lines = [f"Mean over seeds [{level:.0%} CI, bootstrap over {brands} {which} brands]; MedR: lower is better.", "",
+    which = {"test": "test brands", "val": "validation brands",
+             "cv": "training brands, each reported by the model of the cross-validation fold that held it out"
+             }.get(split, f"{split} brands")
+    lines = [f"Mean over seeds [{level:.0%} CI, bootstrap over {brands} {which}]; MedR: lower is better.", "",
              head, rule]
+    if split == "cv":
+        lines[0] += (" The global AUC compares scores within a fold only: the pair-weighted mean of the folds' "
+                     "global AUCs.")
     for model in models:
         cells = [f"{_fmt(m, cell[model, m].mean)} [{_fmt(m, cell[model, m].ci_low)}, {_fmt(m, cell[model, m].ci_high)}]"
                  for m in metrics]
@@ -372,7 +511,7 @@ def plot_recall_curves(runs: dict[str, list[RunScores]], path: str | Path, max_k
     for name, items in runs.items():
         curves = []
         for r in items:
-            st = brand_statistics(r.scores, r.labels, curve_k=max_k)
+            st = r.statistics(curve_k=max_k)
             curves.append(st["recall_curve"][st["n_pos"] > 0].mean(0))
         curve = torch.stack(curves).mean(0).numpy()
         ax.plot(np.arange(1, len(curve) + 1), curve, label=name)
@@ -381,7 +520,8 @@ def plot_recall_curves(runs: dict[str, list[RunScores]], path: str | Path, max_k
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"Recall@k on the {'validation' if split == 'val' else split} brands")
+    which = {"val": "validation", "cv": "cross-validated"}.get(split, split)
+    ax.set_title(f"Recall@k on the {which} brands")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -394,7 +534,7 @@ def category_auc(runs: dict[str, list[RunScores]]) -> pd.DataFrame:
     for name, items in runs.items():
         per_seed = []
         for r in items:
-            st = brand_statistics(r.scores, r.labels, curve_k=1)
+            st = r.statistics(curve_k=1)
             cats = r.categories or [""] * len(r.brands)
             frame = pd.DataFrame({"category": [c or "(unknown)" for c in cats], "auc": st["auc"].numpy()})
             per_seed.append(frame.dropna().groupby("category")["auc"].mean())
@@ -433,9 +573,13 @@ def plot_score_distributions(runs: dict[str, list[RunScores]], path: str | Path,
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         r = runs[name][0]
-        s = r.scores.double()
-        finite = torch.isfinite(s)
-        pos, neg = s[r.labels & finite].numpy(), s[~r.labels & finite].numpy()
+        pos, neg = [], []
+        for part in r.parts:  # a cross-validation's folds: their pairs together
+            s = part.scores.double()
+            finite = torch.isfinite(s)
+            pos.append(s[part.labels & finite].numpy())
+            neg.append(s[~part.labels & finite].numpy())
+        pos, neg = np.concatenate(pos), np.concatenate(neg)
         edges = np.histogram_bin_edges(np.concatenate([pos, neg]), bins=bins)
         ax.hist(neg, bins=edges, density=True, alpha=0.55, label="negatives")
         ax.hist(pos, bins=edges, density=True, alpha=0.55, label="positives")
@@ -504,17 +648,44 @@ def _override_list(value) -> list[str]:
     return [str(o) for o in value]
 
 
-def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path) -> DictConfig:
+SPLITS = ("test", "val", "cv")
+
+
+def benchmark_split(cfg: DictConfig) -> str:
+    """The benchmark's ``split`` (test, val or cv), checked."""
+    split = str(cfg.get("split", "test"))
+    if split not in SPLITS:
+        raise ValueError(f"benchmark split={split!r}: use one of {', '.join(SPLITS)}")
+    return split
+
+
+def cv_settings(cfg: DictConfig) -> tuple[int, int]:
+    """``(folds, seed)`` of ``split: cv`` (the benchmark's ``cv.folds``, ``cv.seed``)."""
+    cv = cfg.get("cv") or {}
+    folds, seed = int(cv.get("folds", 5)), int(cv.get("seed", 0))
+    if folds < 2:
+        raise ValueError(f"benchmark cv.folds={folds}: cross-validation needs at least 2 folds")
+    return folds, seed
+
+
+def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path, fold: int | None = None) -> DictConfig:
     """The ``train`` config of one run: ``model=`` and ``seed=``, then ``common``, ``overrides`` and the
     run's own overrides; the benchmark's dataset and paths, output in ``output_dir``, the
     :class:`ScoreRecorder` callback for the benchmark's ``split``, and a W&B run named
-    ``<row> seed=<seed>`` in the benchmark's group when the benchmark logs to W&B (none otherwise)."""
+    ``<row> seed=<seed>`` in the benchmark's group when the benchmark logs to W&B (none otherwise).
+    ``split: cv`` with ``fold=k``: ``data.cv_fold=k`` with the benchmark's ``cv.folds`` and ``cv.seed``,
+    the fold's test scores recorded and ``fold=<k>`` added to the W&B name."""
     overrides = ([f"model={spec.model}"] if spec.model else []) + [f"seed={seed}"]
     overrides += _override_list(cfg.get("common")) + _override_list(cfg.get("overrides"))
     overrides += spec.overrides
     run = _compose_train(overrides)
-    split = str(cfg.get("split", "test"))
+    split = benchmark_split(cfg)
+    if (split == "cv") != (fold is not None):
+        raise ValueError(f"benchmark split={split}: a run {'needs' if split == 'cv' else 'takes no'} fold")
     with open_dict(run):
+        if fold is not None:
+            folds, cv_seed = cv_settings(cfg)
+            run.data.cv_folds, run.data.cv_fold, run.data.cv_seed = folds, int(fold), cv_seed
         run.dataset = OmegaConf.create(OmegaConf.to_container(cfg.dataset, resolve=False))
         for key in ("root_dir", "data_dir", "log_dir"):
             run.paths[key] = str(cfg.paths[key])
@@ -527,12 +698,13 @@ def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path) -> 
         monitor = run.get("optimized_metric") if split == "val" else None
         mode = (run.callbacks.get("model_checkpoint") or {}).get("mode", "max")
         run.callbacks.scores = {"_target_": "bamir.benchmark.ScoreRecorder", "path": str(output_dir / "scores.pt"),
-                                "split": split, "monitor": monitor, "mode": mode}
+                                "split": "val" if split == "val" else "test", "monitor": monitor, "mode": mode}
         if (run.get("logger") or {}).get("wandb") is not None:
             if _wandb_node(cfg) is None:
                 run.logger.wandb = None  # the benchmark logs nothing to W&B: neither do its runs
             else:
-                run.logger.wandb.update(group=wandb_group(cfg), name=f"{spec.name} seed={seed}", job_type="train",
+                name = f"{spec.name} seed={seed}" + ("" if fold is None else f" fold={fold}")
+                run.logger.wandb.update(group=wandb_group(cfg), name=name, job_type="train",
                                         tags=[*cfg.get("tags", []), spec.name])
     return run
 
@@ -548,38 +720,56 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
     return (OracleUnavailable,)
 
 
-def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list[RunScores]], list[dict[str, Any]]]:
-    """Train and test every run spec for every seed; returns the score matrices and a log of the runs."""
+def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], list[dict[str, Any]]]:
+    """Train and test every run spec for every seed (and fold, ``split: cv``); returns the score matrices
+    (``{name: [RunScores]}``, or ``{name: [PooledRun]}`` for ``split: cv``, one per seed) and a log of the runs."""
     from bamir.tracking import job_run
     from bamir.train import train
 
-    split = str(cfg.get("split", "test"))
-    results: dict[str, list[RunScores]] = {}
+    split = benchmark_split(cfg)
+    folds = list(range(cv_settings(cfg)[0])) if split == "cv" else [None]
+    prefix = "test" if split == "cv" else split
+    results: dict[str, list] = {}
     records: list[dict[str, Any]] = []
     for spec in run_specs(cfg):
         results[spec.name] = []
+        skipped = False
         for seed in cfg.seeds:
-            out = output_dir / "jobs" / spec.name / f"seed{seed}"
-            run_cfg = compose_run(cfg, spec, int(seed), out)
-            log.info("benchmark: %s seed %s (%s)", spec.name, seed, " ".join(spec.overrides) or "no overrides")
-            start = time.perf_counter()
-            try:
-                with job_run():
-                    metrics = train(run_cfg)
-            except _unavailable_errors() as err:
-                if not cfg.get("skip_unavailable", True):
-                    raise
-                log.warning("benchmark: %s skipped: %s", spec.name, err)
-                records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
+            parts: list[RunScores] = []
+            for fold in folds:
+                out = output_dir / "jobs" / spec.name / f"seed{seed}"
+                out = out if fold is None else out / f"fold{fold}"
+                run_cfg = compose_run(cfg, spec, int(seed), out, fold)
+                log.info("benchmark: %s seed %s%s (%s)", spec.name, seed, "" if fold is None else f" fold {fold}",
+                         " ".join(spec.overrides) or "no overrides")
+                start = time.perf_counter()
+                try:
+                    with job_run():
+                        metrics = train(run_cfg)
+                except _unavailable_errors() as err:
+                    if not cfg.get("skip_unavailable", True):
+                        raise
+                    log.warning("benchmark: %s skipped: %s", spec.name, err)
+                    records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
+                    skipped = True
+                    break
+                seconds = time.perf_counter() - start
+                if not (out / "scores.pt").is_file():
+                    what = f"fold {fold}'s test" if fold is not None else split
+                    raise RuntimeError(f"benchmark run {spec.name} seed {seed}: no {what} scores were recorded "
+                                       f"(does the dataset have a {prefix} split?)")
+                parts.append(RunScores.load(out / "scores.pt", spec.name, int(seed), metrics=metrics, seconds=seconds))
+                records.append({"model": spec.name, "seed": seed, **({} if fold is None else {"fold": fold}),
+                                "status": "ok", "seconds": round(seconds, 2),
+                                **({} if fold is None else {"brands": len(parts[-1].brands)}),
+                                **{k: v for k, v in metrics.items() if k.startswith(f"{prefix}/")}})
+            if skipped:
                 break
-            seconds = time.perf_counter() - start
-            if not (out / "scores.pt").is_file():
-                raise RuntimeError(f"benchmark run {spec.name} seed {seed}: no {split} scores were recorded "
-                                   f"(does the dataset have a {split} split?)")
-            results[spec.name].append(RunScores.load(out / "scores.pt", spec.name, int(seed),
-                                                     metrics=metrics, seconds=seconds))
-            records.append({"model": spec.name, "seed": seed, "status": "ok", "seconds": round(seconds, 2),
-                            **{k: v for k, v in metrics.items() if k.startswith(f"{split}/")}})
+            if split == "cv":
+                results[spec.name].append(PooledRun(spec.name, int(seed), parts,
+                                                    seconds=sum(p.seconds for p in parts)))
+            else:
+                results[spec.name].extend(parts)
     return {k: v for k, v in results.items() if v}, records
 
 
@@ -615,8 +805,9 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Run ``conf/benchmark.yaml``: every run x seed, then the table, the plots and the W&B log.
 
     Returns ``{"table": DataFrame (long), "markdown": str, "output_dir": Path, "runs": {name: [RunScores]},
-    "files": {name: Path}}``.
+    "files": {name: Path}}`` (``split: cv``: runs ``{name: [PooledRun]}`` and ``"folds"``: :func:`fold_table`).
     """
+    benchmark_split(cfg)  # a misspelt split is refused before any work
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     runs, records = execute_runs(cfg, output_dir)
@@ -631,10 +822,16 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     level = float(boot.get("level", 0.95))
     table = summarise(runs, reference, list(cfg.get("metrics") or METRICS), samples=int(boot.get("samples", 2000)),
                       seed=int(boot.get("seed", 0)), level=level)
-    split = str(cfg.get("split", "test"))
+    split = benchmark_split(cfg)
     markdown = markdown_table(table, level, split)
     files = {"markdown": output_dir / "benchmark.md", "csv": output_dir / "benchmark.csv",
              "runs": output_dir / "runs.csv"}
+    folds = None
+    if split == "cv":
+        folds = fold_table(runs, list(dict.fromkeys(table["metric"])))
+        files["folds"] = output_dir / "folds.csv"
+        folds.to_csv(files["folds"], index=False)
+        markdown += "\n" + markdown_fold_table(folds)
     files["markdown"].write_text(markdown)
     table.to_csv(files["csv"], index=False)
     plots: dict[str, Path] = {}
@@ -649,4 +846,5 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     log_to_wandb(cfg, table, plots)
     print(markdown)
     log.info("benchmark written to %s", output_dir)
-    return {"table": table, "markdown": markdown, "output_dir": output_dir, "runs": runs, "files": files}
+    return {"table": table, "markdown": markdown, "output_dir": output_dir, "runs": runs, "files": files,
+            "folds": folds}

@@ -15,6 +15,13 @@ Splits follow the "discover" protocol: brand-disjoint train and test brands, eac
 ranked against all test candidates. A validation split is carved from the training brands
 (``val_fraction``, ``val_seed``; stratified by category when categories are known), and
 validated the same way: its brands against the influencers of all its brands.
+
+Cross-validation (``cv_fold``, ``cv_folds``, ``cv_seed``; docs/method.md section 2): the store
+split's training brands are dealt into ``cv_folds`` brand-disjoint folds, stratified by category
+(:func:`brand_folds`). With ``cv_fold=k`` fold ``k`` replaces the store's test split (its brands
+ranked against the influencers of its brands, as the validation split is), and the other folds'
+brands are the training brands: the validation carve, the training positives, the negative pool
+and the standardisation statistics all come from them alone.
 """
 
 from __future__ import annotations
@@ -157,6 +164,11 @@ class RankingDataModule(L.LightningDataModule):
             None: take it from a checkpoint (:meth:`load_state_dict`), as ``bamir-eval`` and ``bamir-rank`` do.
         same_batches: serve the first epoch's batches (negatives and order) in every epoch; with
             ``trainer.limit_train_batches=N``, the same N batches again and again (``debug=overfit``).
+        cv_folds: number of cross-validation folds over the split's training brands (at least 2).
+        cv_fold: None serves the store's split as it is (but :meth:`load_state_dict` adopts a
+            checkpoint's fold); ``k`` (0-based) makes fold ``k`` of :func:`brand_folds` the test split
+            and trains on the other folds' brands.
+        cv_seed: seed of the fold assignment (independent of ``seed`` and ``val_seed``).
         missing: what an account the model encodes gets for a modality it lacks (the store's
             ``present`` is False: a brand with no posts, captions with no words). ``neutral``: the
             modality's neutral vector, its mean over the training accounts that have it (zero once
@@ -181,10 +193,16 @@ class RankingDataModule(L.LightningDataModule):
         standardize: bool | None = False,
         same_batches: bool = False,
         missing: str = "neutral",
+        cv_folds: int = 5,
+        cv_fold: int | None = None,
+        cv_seed: int = 0,
     ):
         super().__init__()
         if not 0 <= val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        _check_cv(cv_fold, cv_folds)
+        self.cv_folds, self.cv_fold, self.cv_seed = int(cv_folds), None if cv_fold is None else int(cv_fold), int(cv_seed)
+        self._saved_cv_brands: list[str] | None = None
         self.store_dir = Path(store)
         self.sampler = sampler
         self.split_name = split
@@ -204,25 +222,46 @@ class RankingDataModule(L.LightningDataModule):
         if not self._ready:
             self._load()
         if self.trainer is not None:  # called by a Trainer: its processes exist now
-            _same_on_every_rank(self.fingerprint(), f"the data of {self.store_dir} (split {self.split_name!r})")
+            _same_on_every_rank(self.fingerprint(), f"the data of {self.store_dir} ({self.describe_split()})")
+
+    def describe_split(self) -> str:
+        """``split 'discover'``, or ``split 'discover', fold 2 of 5 (cv_seed 0)``."""
+        if self.cv_fold is None:
+            return f"split {self.split_name!r}"
+        return f"split {self.split_name!r}, fold {self.cv_fold} of {self.cv_folds} (cv_seed {self.cv_seed})"
 
     def fingerprint(self) -> str:
         """Hash of what this module serves: the store's tables, the loaded modalities' files and their transform."""
         manifest = self.store.manifest
         stats = {name: stable_hash([mean.tolist(), std.tolist()]) for name, (mean, std) in self.feature_stats.items()}
-        return stable_hash([self.split_name, manifest["accounts"], manifest["tables"],
-                            {name: manifest["modalities"][name]["sha256"] for name in sorted(self.features)},
-                            bool(self.standardize), stats])
+        parts = [self.split_name, manifest["accounts"], manifest["tables"],
+                 {name: manifest["modalities"][name]["sha256"] for name in sorted(self.features)},
+                 bool(self.standardize), stats]
+        if self.cv_fold is not None:
+            parts.append(self._cv_state())
+        return stable_hash(parts)
+
+    def _cv_state(self) -> dict[str, Any] | None:
+        """The served fold (:meth:`state_dict`'s ``cv``): None without cross-validation."""
+        if self.cv_fold is None:
+            return None
+        state: dict[str, Any] = {"fold": self.cv_fold, "folds": self.cv_folds, "seed": self.cv_seed}
+        if self._ready:
+            state["brands"] = sorted(self.account_ids[r] for r in self.cv_brands.tolist())
+        return state
 
     # ------------------------------------------------------------------ the data contract
     def state_dict(self) -> dict[str, Any]:
         """What turns the store into the model's inputs; Lightning keeps it in every checkpoint.
 
-        ``modalities`` (those served), ``standardize``, ``missing`` and ``feature_stats`` ``{modality: {"mean": [dim],
-        "std": [dim]}}``, fitted on the training accounts (empty without standardisation).
+        ``modalities`` (those served), ``standardize``, ``missing``, ``feature_stats`` ``{modality: {"mean": [dim],
+        "std": [dim]}}``, fitted on the training accounts (empty without standardisation), and ``cv``: None
+        (the store's split as it is) or the fold that was held out, ``{"fold", "folds", "seed", "brands"}``
+        (``brands``: the fold's brand account ids, sorted).
         """
         return {"modalities": list(self.features), "standardize": bool(self.standardize), "missing": self.missing,
-                "feature_stats": {name: {"mean": mean, "std": std} for name, (mean, std) in self.feature_stats.items()}}
+                "feature_stats": {name: {"mean": mean, "std": std} for name, (mean, std) in self.feature_stats.items()},
+                "cv": self._cv_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """A checkpoint's data settings (:meth:`state_dict`; None where it does not record one).
@@ -253,9 +292,24 @@ class RankingDataModule(L.LightningDataModule):
             self.missing = state["missing"]
         if state["feature_stats"] is not None:
             self._saved_stats = {name: (s["mean"], s["std"]) for name, s in state["feature_stats"].items()}
+        self._adopt_cv(state.get("cv"))
 
+    def _adopt_cv(self, saved: dict[str, Any] | None) -> None:
+        """Serve the checkpoint's fold: ``cv_fold=None`` takes it (with its ``cv_folds`` and ``cv_seed``); a
+        configured fold must be the checkpoint's. A checkpoint without ``cv`` was trained on the whole split."""
+        if self.cv_fold is None:
+            if saved is not None:
+                self.cv_fold, self.cv_folds, self.cv_seed = int(saved["fold"]), int(saved["folds"]), int(saved["seed"])
+                self._saved_cv_brands = list(saved.get("brands") or []) or None
+                log.info("serving the checkpoint's cross-validation fold: %s", self.describe_split())
+            return
+        _refuse_cv_contradiction(self._cv_state(), saved, "this run sets",
+                                 "leave data.cv_fold unset (null: the checkpoint's fold) or pass the checkpoint's")
+        self._saved_cv_brands = list(saved.get("brands") or []) or None
     def _refuse_differences(self, state: dict[str, Any]) -> None:
         _refuse_contradictions(self.state_dict(), state, "this run serves", "run with the checkpoint's data settings")
+        _refuse_cv_contradiction(self._cv_state(), state.get("cv"), "this run serves",
+                                 "run with the checkpoint's data.cv_fold, cv_folds and cv_seed")
         saved = state["feature_stats"] or {}
         differing = [name for name, (mean, std) in self.feature_stats.items() if name in saved
                      and not (torch.equal(mean, saved[name]["mean"]) and torch.equal(std, saved[name]["std"]))]
@@ -286,6 +340,16 @@ class RankingDataModule(L.LightningDataModule):
         self.pair_rows = (pair_b, pair_i)
 
         train_brands = torch.tensor([self.row_of[b] for b in split["train_brands"]], dtype=torch.long)
+        test_brands = torch.tensor([self.row_of[b] for b in split["test_brands"]], dtype=torch.long)
+        test_candidates = torch.tensor([self.row_of[i] for i in split["test_candidates"]], dtype=torch.long)
+        if self.cv_fold is not None:  # fold k replaces the test split; the other folds are the training brands
+            if len(train_brands) < self.cv_folds:
+                raise StoreError(f"{store.root}: split {self.split_name!r} has {len(train_brands)} training brands, "
+                                 f"fewer than data.cv_folds={self.cv_folds}")
+            self.cv_brands = brand_folds(train_brands, self.category, self.cv_folds, self.cv_seed)[self.cv_fold]
+            self._check_saved_cv_brands()
+            train_brands = train_brands[~torch.isin(train_brands, self.cv_brands)]
+            test_brands, test_candidates = self.cv_brands, None  # the influencers of the fold's brands
         val_brands, fit_brands = self._carve_validation(train_brands)
         in_fit = torch.isin(pair_b, fit_brands)
         if not in_fit.any():
@@ -296,8 +360,6 @@ class RankingDataModule(L.LightningDataModule):
             num_accounts=n, triplet_sets={name: store.load_triplets(name) for name in store.triplet_sets},
         )
         self.val_split = self._eval_split(val_brands, None) if len(val_brands) else None
-        test_brands = torch.tensor([self.row_of[b] for b in split["test_brands"]], dtype=torch.long)
-        test_candidates = torch.tensor([self.row_of[i] for i in split["test_candidates"]], dtype=torch.long)
         self.test_split = self._eval_split(test_brands, test_candidates) if len(test_brands) else None
 
         self.features, self.present = self._load_features(store)
@@ -308,10 +370,22 @@ class RankingDataModule(L.LightningDataModule):
         self._rows = _Rows()
         self._ready = True
         log.info(
-            "data: %d accounts, %d training positives from %d brands, pool %d, val %d brands, test %d brands; "
-            "modalities %s", n, len(self.train_data.brands), len(fit_brands), len(pool),
+            "data (%s): %d accounts, %d training positives from %d brands, pool %d, val %d brands, test %d brands; "
+            "modalities %s", self.describe_split(), n, len(self.train_data.brands), len(fit_brands), len(pool),
             len(val_brands), len(test_brands), {k: v.shape[1] for k, v in self.features.items()},
         )
+
+    def _check_saved_cv_brands(self) -> None:
+        """A checkpoint's fold must hold the same brands here (same store split and fold assignment)."""
+        if self._saved_cv_brands is None:
+            return
+        here = sorted(self.account_ids[r] for r in self.cv_brands.tolist())
+        if here != sorted(self._saved_cv_brands):
+            missing = sorted(set(self._saved_cv_brands) - set(here))
+            extra = sorted(set(here) - set(self._saved_cv_brands))
+            raise ValueError(f"the checkpoint's {self.describe_split()} held out other brands than this store's fold "
+                             f"(checkpoint only: {missing[:5]}, here only: {extra[:5]}): another store split or fold "
+                             "assignment; evaluate it on the store it was trained on")
 
     def _standardization(self) -> dict[str, tuple[Tensor, Tensor]]:
         """``{modality: (mean, std)}`` of the z-score: a checkpoint's, else fitted on the training accounts."""
@@ -483,7 +557,7 @@ def checkpoint_data(checkpoint: dict[str, Any]) -> dict[str, Any]:
         return state
     fingerprint = (checkpoint.get("hyper_parameters") or {}).get("store_fingerprint") or {}
     modalities = list(fingerprint["modalities"]) if fingerprint.get("modalities") else None
-    return {"modalities": modalities, "standardize": None, "missing": None, "feature_stats": None}
+    return {"modalities": modalities, "standardize": None, "missing": None, "feature_stats": None, "cv": None}
 
 
 def _refuse_contradictions(current: dict[str, Any], saved: dict[str, Any], how: str, advice: str) -> None:
@@ -495,6 +569,55 @@ def _refuse_contradictions(current: dict[str, Any], saved: dict[str, Any], how: 
             problems.append(f"data.{key}={_yaml(theirs)}, {how} data.{key}={_yaml(mine)}")
     if problems:
         raise ValueError(f"the checkpoint was trained with {'; with '.join(problems)}: {advice}")
+
+
+def brand_folds(brands: Tensor, category: Tensor, folds: int, seed: int) -> list[Tensor]:
+    """Deal ``brands`` (account rows) into ``folds`` brand-disjoint folds, stratified by category.
+
+    Each category (unknown, ``-1``, is one stratum) is shuffled, the categories are taken in a
+    shuffled order, and the brands of that sequence are dealt to folds 0, 1, ..., folds - 1, 0, ...
+    in turn: every fold gets ``floor`` or ``ceil`` of ``n_c / folds`` brands of each category ``c``,
+    and the folds' sizes differ by at most one. Deterministic for ``seed`` (a numpy generator) and
+    independent of the order ``brands`` are given in. Returns ``folds`` sorted tensors of rows.
+    """
+    _check_cv(0, folds)
+    rows = np.unique(brands.numpy())
+    if len(rows) < folds:
+        raise ValueError(f"{len(rows)} brands cannot fill {folds} folds")
+    rng = np.random.default_rng(seed)
+    cats = category[torch.from_numpy(rows)].numpy()
+    strata = np.unique(cats)
+    sequence = [rows[cats == c][rng.permutation(int((cats == c).sum()))] for c in strata[rng.permutation(len(strata))]]
+    dealt = np.concatenate(sequence)
+    fold_of = np.arange(len(dealt)) % folds
+    return [torch.tensor(np.sort(dealt[fold_of == k]), dtype=torch.long) for k in range(folds)]
+
+
+def _check_cv(fold: int | None, folds: int) -> None:
+    if isinstance(folds, bool) or int(folds) != folds or folds < 2:
+        raise ValueError(f"data.cv_folds must be an integer of at least 2, got {folds!r}")
+    if fold is not None and (isinstance(fold, bool) or int(fold) != fold or not 0 <= fold < folds):
+        raise ValueError(f"data.cv_fold must be null or an integer in [0, {folds - 1}] (data.cv_folds={folds}), "
+                         f"got {fold!r}")
+
+
+def _refuse_cv_contradiction(current: dict[str, Any] | None, saved: dict[str, Any] | None, how: str,
+                             advice: str) -> None:
+    """ValueError naming both folds where the served fold (or none) and a checkpoint's differ.
+
+    A checkpoint that records no fold was trained on the split's training brands as a whole,
+    which include every fold's brands: serving it a fold would report brands it trained on."""
+    def describe(state):
+        if state is None:
+            return "data.cv_fold=null (no cross-validation: every training brand trained on)"
+        return f"data.cv_fold={state['fold']} data.cv_folds={state['folds']} data.cv_seed={state['seed']}"
+
+    key = lambda state: None if state is None else (int(state["fold"]), int(state["folds"]), int(state["seed"]))
+    if key(current) != key(saved):
+        raise ValueError(f"the checkpoint was trained with {describe(saved)}, {how} {describe(current)}: {advice}")
+    if current is not None and saved is not None and current.get("brands") and saved.get("brands") \
+            and sorted(current["brands"]) != sorted(saved["brands"]):
+        raise ValueError(f"the checkpoint's fold {saved['fold']} held out other brands than this run's: {advice}")
 
 
 def _yaml(value: Any) -> str:
