@@ -167,7 +167,7 @@ class BamirModel(RankingModule):
         else:
             target = torch.zeros(len(total), dtype=torch.long, device=total.device)
             terms["listwise"] = F.cross_entropy(total, target, reduction="sum")
-        terms["l1"] = self.l1 * torch.stack(torch._foreach_norm(self.l1_parameters(), 1)).sum()
+        terms["l1"] = self.l1 * self.l1_penalty(self.l1_on)
         terms["loss"] = torch.stack(list(terms.values())).sum()
         return terms
 
@@ -179,16 +179,3 @@ class BamirModel(RankingModule):
             return F.softplus(total[:, 1:] - total[:, :1])
         return -torch.log(torch.sigmoid(total[:, :1] - total[:, 1:]) + self.cross_entropy_eps)
 
-    def l1_parameters(self) -> list[Tensor]:
-        """The parameters the L1 penalty covers: all of them, or the Linear layers' weight matrices."""
-        if self.l1_on == "all":
-            return list(self.parameters())
-        return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
-
-    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        terms = self.loss(batch)
-        self.log("train/loss", terms["loss"], on_step=False, on_epoch=True, batch_size=len(batch))
-        if batch_idx % self.trainer.log_every_n_steps == 0:  # the terms, sparsely: logging costs per call
-            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, on_step=True,
-                          on_epoch=False, batch_size=len(batch))
-        return terms["loss"]

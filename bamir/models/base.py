@@ -27,7 +27,8 @@ class RankingModule(L.LightningModule):
       block through :meth:`branch_scores`).
     - :attr:`modalities`: the attached modalities it reads (what cold start encodes for a new account).
     - :meth:`attach_data`: what an unlearned ranker takes from the training data (popularity's degrees).
-    - Learned rankers implement :meth:`training_step`.
+    - Learned rankers implement :meth:`loss` (``{"loss": total, term: value...}`` of a batch of
+      training rows); the training step, its logging and the L1 penalty (:meth:`l1_penalty`) are shared.
 
     The feature matrices are attached once with :meth:`attach_features` as non-persistent
     buffers: they move with the module to the accelerator and stay out of checkpoints.
@@ -133,6 +134,26 @@ class RankingModule(L.LightningModule):
         self._eval_epoch_end(self.test_metrics, "test")
 
     # ------------------------------------------------------------------ training
+    def loss(self, rows: Tensor) -> dict[str, Tensor]:
+        """``{"loss": total, <term>: value...}`` of training rows ``(brand, positive, negatives...) [B, 1 + n]``."""
+        raise NotImplementedError(f"{type(self).__name__} has nothing to train")
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        """:meth:`loss` of a batch; ``train/loss`` per epoch, each term every ``log_every_n_steps`` steps
+        (logging costs per call)."""
+        terms = self.loss(batch)
+        self.log("train/loss", terms["loss"], on_step=False, on_epoch=True, batch_size=len(batch))
+        if batch_idx % self.trainer.log_every_n_steps == 0:
+            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items() if k != "loss"}, on_step=True,
+                          on_epoch=False, batch_size=len(batch))
+        return terms["loss"]
+
+    def l1_penalty(self, on: str = "all") -> Tensor:
+        """``sum |theta|`` over ``"all"`` parameters or the Linear layers' ``"weights"`` (matrices) only."""
+        params = list(self.parameters()) if on == "all" else \
+            [m.weight for m in self.modules() if isinstance(m, torch.nn.Linear)]
+        return torch.stack(torch._foreach_norm(params, 1)).sum()
+
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(self.seed * 7919 + self.current_epoch)
 

@@ -181,12 +181,6 @@ class MirModel(RankingModule):
         labels = torch.zeros_like(scores)
         labels[:, 0] = 1
         terms = {"listwise": listwise_loss(scores, labels),
-                 "l1": self.l1 * torch.stack([p.abs().sum() for p in self.parameters()]).sum()}
+                 "l1": self.l1 * self.l1_penalty()}
         terms["loss"] = terms["listwise"] + terms["l1"]
         return terms
-
-    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        terms = self.loss(batch)
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_step=False, on_epoch=True,
-                      batch_size=len(batch))
-        return terms["loss"]
