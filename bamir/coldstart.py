@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from bamir.data.schema import ACCOUNTS, COLUMNS, DATASET_FILE, POSTS, RawDataset, read_table
-from bamir.features.store import FeatureStore
+from bamir.store import FeatureStore
 from bamir.utils import file_hash
 
 log = logging.getLogger(__name__)

@@ -37,8 +37,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bamir.features.store import FeatureStore, StoreError
 from bamir.samplers import NegativeSampler, TrainingData
+from bamir.store import FeatureStore, StoreError
 from bamir.utils import stable_hash
 
 log = logging.getLogger(__name__)

@@ -73,7 +73,7 @@ def kind_of(folder: str | Path) -> str | None:
 def _legacy_kind(folder: Path) -> str | None:
     """A folder bamir wrote before the marker existed: a store manifest, or the generator's provenance."""
     from bamir.data.synthetic import is_synthetic
-    from bamir.features.store import SCHEMA_VERSION
+    from bamir.store import SCHEMA_VERSION
 
     manifest = _read(folder / "manifest.json")
     if isinstance(manifest, dict) and _STORE_KEYS <= set(manifest) and manifest["schema_version"] == SCHEMA_VERSION:

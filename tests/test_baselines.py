@@ -8,7 +8,6 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from bamir.features.store import FeatureStore
 from bamir.metrics import ranking_metrics
 from bamir.models.mir import MirModel, listwise_loss
 from bamir.models.oracle import OracleRanker, OracleUnavailable
@@ -16,6 +15,7 @@ from bamir.models.popularity import PopularityRanker, training_degree
 from bamir.models.random import RandomRanker
 from bamir.models.sbr import SBR
 from bamir.samplers import TrainingData
+from bamir.store import FeatureStore
 from bamir.train import train
 from tests.conftest import compose_config
 

@@ -14,8 +14,8 @@ from omegaconf import open_dict
 
 from bamir.benchmark import (METRICS, RunScores, brand_statistics, bootstrap_indices, markdown_table,
                              metric_samples, run_benchmark, run_specs, summarise)
-from bamir.features.store import FeatureStore
 from bamir.metrics import ranking_metrics
+from bamir.store import FeatureStore
 from tests.conftest import compose_config
 
 

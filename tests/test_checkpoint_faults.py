@@ -136,7 +136,7 @@ def test_eval_ckpt_last_finds_the_training_run(trained, tmp_path, shared_data):
 
 
 def test_a_store_recomputed_from_other_inputs_is_refused(tmp_path, shared_data, planted_store):
-    from bamir.features.store import FeatureStore
+    from bamir.store import FeatureStore
 
     store_dir = tmp_path / "store"
     shutil.copytree(planted_store.root, store_dir)

@@ -17,7 +17,7 @@ from omegaconf import open_dict
 
 from bamir.coldstart import ColdStartError, encode_new_accounts, load_brand_folder
 from bamir.features.interaction import FEATURES
-from bamir.features.store import FeatureStore
+from bamir.store import FeatureStore
 from rank_fixtures import NEW_BRAND_ID, NEW_BRAND_NAME, new_brand_folder, rank_overrides, tiny_store, trained_run
 from tests.conftest import compose_config
 

@@ -236,7 +236,7 @@ def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
     zero starts 10 s late (a slow node), so the helper reaches the store folder first and must
     leave it untouched until rank zero has claimed it."""
     from bamir.features.image.shards import read_shard
-    from bamir.features.store import FeatureStore
+    from bamir.store import FeatureStore
     from prep_fixtures import make_raw
 
     raw = make_raw(tmp_path / "raw")

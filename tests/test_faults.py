@@ -7,7 +7,7 @@ import pytest
 from omegaconf import open_dict
 
 from bamir.config import check_output_dir
-from bamir.features.store import StoreError
+from bamir.store import StoreError
 from bamir.train import train
 
 

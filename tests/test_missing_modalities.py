@@ -11,8 +11,8 @@ from omegaconf import open_dict
 
 from bamir.data.planted import DEFAULT_MODALITIES, make_planted_store
 from bamir.datamodule import RankingDataModule
-from bamir.features.store import FeatureStore
 from bamir.samplers import MixedSampler
+from bamir.store import FeatureStore
 from bamir.train import build_data, build_model, train
 
 

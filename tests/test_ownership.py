@@ -20,8 +20,8 @@ import pytest
 from bamir.data.release import ReleaseError, import_release
 from bamir.data.synthetic import synthesize
 from bamir.features.pipeline import prepare, staging_root
-from bamir.features.store import FeatureStore
 from bamir.ownership import FEATURE_STORE, MARKER, RELEASE_STORE, SYNTHETIC, OwnershipError, kind_of
+from bamir.store import FeatureStore
 from prep_fixtures import make_raw, tiny_stages
 from release_fixture import write_release_fixture
 

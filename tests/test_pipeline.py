@@ -10,7 +10,7 @@ import torch
 
 from bamir.features.image.encoders import ObjectEncoder
 from bamir.features.pipeline import ensure_features, prepare
-from bamir.features.store import FeatureStore
+from bamir.store import FeatureStore
 from prep_fixtures import make_raw, tiny_stages
 
 CHEAP = tiny_stages(scene=None)  # the scene encoder is covered in test_image.py

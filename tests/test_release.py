@@ -26,7 +26,7 @@ from bamir.data.release import (  # noqa: E402
     read_release,
 )
 from bamir.data.safe_pickle import UnsafePickleError, load_plain_pickle, loads_plain_pickle  # noqa: E402
-from bamir.features.store import FeatureStore  # noqa: E402
+from bamir.store import FeatureStore  # noqa: E402
 
 #: A real copy of the published release, for test_real_release: the path of its
 #: ``train_test_split`` folder (docs/release.md section 8). Unset: that test is skipped.

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bamir.features.store import FeatureStore, StoreError
+from bamir.store import FeatureStore, StoreError
 
 
 def _accounts():

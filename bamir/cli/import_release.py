@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from bamir.cli import CONFIG_DIR
 
 if TYPE_CHECKING:
-    from bamir.features.store import FeatureStore
+    from bamir.store import FeatureStore
 
 
 def summary(store: FeatureStore, seconds: float | None = None) -> str:

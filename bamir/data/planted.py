@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 
 from bamir.data.schema import CATEGORIES
-from bamir.features.store import FeatureStore, StoreError
 from bamir.ownership import PLANTED_STORE, built_beside, check_target
+from bamir.store import FeatureStore, StoreError
 from bamir.utils import exclusive, stable_hash
 
 DEFAULT_MODALITIES: dict[str, dict] = {

@@ -52,8 +52,8 @@ import torch
 from bamir.data.schema import AFFINITY_FILE, DATASET_FILE, KNOWLEDGE_DIR, RawDataset, read_planted_affinity
 from bamir.features.common import train_accounts
 from bamir.features.extraction import extraction_trainer, launch_rank
-from bamir.features.store import FeatureStore
 from bamir.ownership import FEATURE_STORE, MARKER, check_target, claim
+from bamir.store import FeatureStore
 from bamir.utils import exclusive, file_hash, publish_dir, stable_hash
 
 log = logging.getLogger("bamir.prepare")

@@ -186,7 +186,7 @@ def load_checkpoint(path: str, datamodule) -> RankingModule:
     """
     from bamir.checkpoints import read_checkpoint
     from bamir.datamodule import checkpoint_data
-    from bamir.features.store import FeatureStore
+    from bamir.store import FeatureStore
 
     checkpoint = read_checkpoint(path)
     cls = _model_class(path, checkpoint)

@@ -8,7 +8,7 @@ Synthetic stores keep the affinity the positives were drawn from (``store.load_t
 
 It is the upper reference for a learned ranker on synthetic data (its scores include the
 pair noise the positives were drawn with). On a store without the affinity (real data) it
-raises :class:`OracleUnavailable`, a :class:`~bamir.features.store.StoreError`.
+raises :class:`OracleUnavailable`, a :class:`~bamir.store.StoreError`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from bamir.features.store import FeatureStore, StoreError
 from bamir.models.base import RankingModule
+from bamir.store import FeatureStore, StoreError
 
 
 class OracleUnavailable(StoreError):

@@ -7,7 +7,7 @@ vectors (object 1000 + scene 365), the training triplets and the test label matr
 ``docs/release.md`` for the layout, file by file.
 
 :func:`read_release` loads and checks every file (nothing is written);
-:func:`import_release` turns the result into a :class:`~bamir.features.store.FeatureStore`:
+:func:`import_release` turns the result into a :class:`~bamir.store.FeatureStore`:
 
 - accounts: the brands, then the influencers, of either side, each in global-index order;
   ``account_id`` = username, with a ``brand:``/``influencer:`` prefix only where a brand and

@@ -19,8 +19,8 @@ from bamir.data.release.categories import CategoryInference, infer_categories
 from bamir.data.release.layout import (DEFAULT_SPLIT, HARD_POSITION, IMAGE_DIM, INF_LIST, NEGATIVES_PER_POSITIVE,
                                        OBJECT_DIM, TRIPLET_FILE, TRIPLET_SET, ReleaseError, inf_image_file, side_files)
 from bamir.data.release.reader import Release, read_release
-from bamir.features.store import FeatureStore, StoreError
 from bamir.ownership import RELEASE_STORE, OwnershipError, built_beside, check_target
+from bamir.store import FeatureStore, StoreError
 from bamir.utils import stable_hash
 
 #: the ``importer`` every imported modality's config names (a store's freshness depends on it)

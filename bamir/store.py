@@ -1,5 +1,9 @@
 """The feature store: one float matrix per modality over one shared account order.
 
+It is the contract between the producers of features (``bamir.features`` preparation, the
+importers and generators of ``bamir.data``) and their consumers (training, evaluation,
+ranking), so it sits below all of them and imports nothing of bamir but :mod:`bamir.utils`.
+
 Layout of a store folder::
 
     manifest.json           schema version, provenance, per-file hashes, per-modality records
