@@ -1,0 +1,273 @@
+"""Running a benchmark: one ordinary training run per (model, seed[, fold]), each recording its
+scores; then the table, the plots and the W&B summary run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from bamir.benchmark.plots import category_auc, plot_category_auc, plot_recall_curves, plot_score_distributions
+from bamir.benchmark.scores import PooledRun, RunScores
+from bamir.benchmark.statistics import METRICS, fold_table, summarise
+from bamir.benchmark.tables import markdown_fold_table, markdown_table
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class RunSpec:
+    """One row of the table: a name, a model config (or None: the overrides choose) and overrides."""
+
+    name: str
+    model: str | None
+    overrides: list[str] = field(default_factory=list)
+
+
+def run_specs(cfg: DictConfig) -> list[RunSpec]:
+    """``models`` (each its own row) then ``runs`` (``{name, model, overrides}``: override sets)."""
+    specs = [RunSpec(str(m), str(m)) for m in (cfg.get("models") or [])]
+    for entry in cfg.get("runs") or []:
+        if isinstance(entry, str):
+            specs.append(RunSpec(entry, entry))
+            continue
+        entry = OmegaConf.to_container(entry, resolve=True) if isinstance(entry, DictConfig) else dict(entry)
+        model = entry.get("model")
+        name = entry.get("name") or model
+        if not name:
+            raise ValueError(f"benchmark run {entry}: give it a name or a model")
+        specs.append(RunSpec(str(name), None if model is None else str(model), _override_list(entry.get("overrides"))))
+    names = [s.name for s in specs]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"benchmark: run names must be unique, repeated: {duplicated}")
+    if not specs:
+        raise ValueError("benchmark: nothing to run (set models=[...] or runs=[...], or pick a suite)")
+    return specs
+
+
+def _compose_train(overrides: list[str], config_name: str = "train") -> DictConfig:
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from bamir.config import CONFIG_MODULE
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name=config_name, overrides=overrides)
+    with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def _override_list(value) -> list[str]:
+    """A list of overrides, or one string of space-separated overrides."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    return [str(o) for o in value]
+
+
+SPLITS = ("test", "val", "cv")
+
+
+def benchmark_split(cfg: DictConfig) -> str:
+    """The benchmark's ``split`` (test, val or cv), checked."""
+    split = str(cfg.get("split", "test"))
+    if split not in SPLITS:
+        raise ValueError(f"benchmark split={split!r}: use one of {', '.join(SPLITS)}")
+    return split
+
+
+def cv_settings(cfg: DictConfig) -> tuple[int, int]:
+    """``(folds, seed)`` of ``split: cv`` (the benchmark's ``cv.folds``, ``cv.seed``)."""
+    cv = cfg.get("cv") or {}
+    folds, seed = int(cv.get("folds", 5)), int(cv.get("seed", 0))
+    if folds < 2:
+        raise ValueError(f"benchmark cv.folds={folds}: cross-validation needs at least 2 folds")
+    return folds, seed
+
+
+def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path, fold: int | None = None) -> DictConfig:
+    """The ``train`` config of one run: ``model=`` and ``seed=``, then ``common``, ``overrides`` and the
+    run's own overrides; the benchmark's dataset and paths, output in ``output_dir``, the
+    :class:`ScoreRecorder` callback for the benchmark's ``split``, and a W&B run named
+    ``<row> seed=<seed>`` in the benchmark's group when the benchmark logs to W&B (none otherwise).
+    ``split: cv`` with ``fold=k``: ``data.cv_fold=k`` with the benchmark's ``cv.folds`` and ``cv.seed``,
+    the fold's test scores recorded and ``fold=<k>`` added to the W&B name."""
+    overrides = ([f"model={spec.model}"] if spec.model else []) + [f"seed={seed}"]
+    overrides += _override_list(cfg.get("common")) + _override_list(cfg.get("overrides"))
+    overrides += spec.overrides
+    run = _compose_train(overrides)
+    split = benchmark_split(cfg)
+    if (split == "cv") != (fold is not None):
+        raise ValueError(f"benchmark split={split}: a run {'needs' if split == 'cv' else 'takes no'} fold")
+    with open_dict(run):
+        if fold is not None:
+            folds, cv_seed = cv_settings(cfg)
+            run.data.cv_folds, run.data.cv_fold, run.data.cv_seed = folds, int(fold), cv_seed
+        run.dataset = OmegaConf.create(OmegaConf.to_container(cfg.dataset, resolve=False))
+        for key in ("root_dir", "data_dir", "log_dir"):
+            run.paths[key] = str(cfg.paths[key])
+        run.paths.output_dir = str(output_dir)
+        run.task_name = f"{cfg.task_name}-{spec.name}"
+        run.test = True
+        run.ckpt_path = None
+        if run.get("callbacks") is None:
+            run.callbacks = {}
+        monitor = run.get("optimized_metric") if split == "val" else None
+        mode = (run.callbacks.get("model_checkpoint") or {}).get("mode", "max")
+        run.callbacks.scores = {"_target_": "bamir.benchmark.scores.ScoreRecorder", "path": str(output_dir / "scores.pt"),
+                                "split": "val" if split == "val" else "test", "monitor": monitor, "mode": mode}
+        if (run.get("logger") or {}).get("wandb") is not None:
+            if _wandb_node(cfg) is None:
+                run.logger.wandb = None  # the benchmark logs nothing to W&B: neither do its runs
+            else:
+                name = f"{spec.name} seed={seed}" + ("" if fold is None else f" fold={fold}")
+                run.logger.wandb.update(group=wandb_group(cfg), name=name, job_type="train",
+                                        tags=[*cfg.get("tags", []), spec.name])
+    return run
+
+
+def wandb_group(cfg: DictConfig) -> str:
+    """The W&B group of a benchmark: its runs and its summary run (``benchmark-<run folder>``)."""
+    return f"{cfg.task_name}-{Path(cfg.paths.output_dir).name}"
+
+
+def _unavailable_errors() -> tuple[type[BaseException], ...]:
+    from bamir.models.oracle import OracleUnavailable
+
+    return (OracleUnavailable,)
+
+
+def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], list[dict[str, Any]]]:
+    """Train and test every run spec for every seed (and fold, ``split: cv``); returns the score matrices
+    (``{name: [RunScores]}``, or ``{name: [PooledRun]}`` for ``split: cv``, one per seed) and a log of the runs."""
+    from bamir.tracking import job_run
+    from bamir.train import train
+
+    split = benchmark_split(cfg)
+    folds = list(range(cv_settings(cfg)[0])) if split == "cv" else [None]
+    prefix = "test" if split == "cv" else split
+    results: dict[str, list] = {}
+    records: list[dict[str, Any]] = []
+    for spec in run_specs(cfg):
+        results[spec.name] = []
+        skipped = False
+        for seed in cfg.seeds:
+            parts: list[RunScores] = []
+            for fold in folds:
+                out = output_dir / "jobs" / spec.name / f"seed{seed}"
+                out = out if fold is None else out / f"fold{fold}"
+                run_cfg = compose_run(cfg, spec, int(seed), out, fold)
+                log.info("benchmark: %s seed %s%s (%s)", spec.name, seed, "" if fold is None else f" fold {fold}",
+                         " ".join(spec.overrides) or "no overrides")
+                start = time.perf_counter()
+                try:
+                    with job_run():
+                        metrics = train(run_cfg)
+                except _unavailable_errors() as err:
+                    if not cfg.get("skip_unavailable", True):
+                        raise
+                    log.warning("benchmark: %s skipped: %s", spec.name, err)
+                    records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
+                    skipped = True
+                    break
+                seconds = time.perf_counter() - start
+                if not (out / "scores.pt").is_file():
+                    what = f"fold {fold}'s test" if fold is not None else split
+                    raise RuntimeError(f"benchmark run {spec.name} seed {seed}: no {what} scores were recorded "
+                                       f"(does the dataset have a {prefix} split?)")
+                parts.append(RunScores.load(out / "scores.pt", spec.name, int(seed), metrics=metrics, seconds=seconds))
+                records.append({"model": spec.name, "seed": seed, **({} if fold is None else {"fold": fold}),
+                                "status": "ok", "seconds": round(seconds, 2),
+                                **({} if fold is None else {"brands": len(parts[-1].brands)}),
+                                **{k: v for k, v in metrics.items() if k.startswith(f"{prefix}/")}})
+            if skipped:
+                break
+            if split == "cv":
+                results[spec.name].append(PooledRun(spec.name, int(seed), parts,
+                                                    seconds=sum(p.seconds for p in parts)))
+            else:
+                results[spec.name].extend(parts)
+    return {k: v for k, v in results.items() if v}, records
+
+
+def _wandb_node(cfg: DictConfig) -> DictConfig | None:
+    """The benchmark's W&B logger config, if it has one."""
+    for node in (cfg.get("logger") or {}).values():
+        if node is not None and "wandb" in str(node.get("_target_", "")).lower():
+            return node
+    return None
+
+
+def log_to_wandb(cfg: DictConfig, table: pd.DataFrame, plots: dict[str, Path]) -> bool:
+    """The benchmark's summary run, in the group of its (model, seed) runs: its config, the table
+    (``wandb.Table``) and the plots (``wandb.Image``); when a W&B logger is configured."""
+    node = _wandb_node(cfg)
+    if node is None:
+        return False
+    import wandb
+
+    from bamir.config import instantiate
+
+    Path(str(node.get("save_dir", "."))).mkdir(parents=True, exist_ok=True)
+    logger = instantiate(node, group=wandb_group(cfg), name="summary", job_type=str(cfg.task_name))
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    payload: dict[str, Any] = {"benchmark/table": wandb.Table(dataframe=table)}
+    payload.update({f"benchmark/{name}": wandb.Image(str(path)) for name, path in plots.items()})
+    logger.experiment.log(payload)
+    logger.experiment.finish()
+    return True
+
+
+def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
+    """Run ``conf/benchmark.yaml``: every run x seed, then the table, the plots and the W&B log.
+
+    Returns ``{"table": DataFrame (long), "markdown": str, "output_dir": Path, "runs": {name: [RunScores]},
+    "files": {name: Path}}`` (``split: cv``: runs ``{name: [PooledRun]}`` and ``"folds"``: :func:`fold_table`).
+    """
+    benchmark_split(cfg)  # a misspelt split is refused before any work
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    runs, records = execute_runs(cfg, output_dir)
+    pd.DataFrame(records).to_csv(output_dir / "runs.csv", index=False)
+    reference = cfg.get("reference")
+    if reference not in runs:
+        fallback = next((n for n in runs if n.startswith("bamir")), None)
+        if reference:
+            log.warning("benchmark: reference %r has no runs; using %r", reference, fallback)
+        reference = fallback
+    boot = cfg.get("bootstrap") or {}
+    level = float(boot.get("level", 0.95))
+    table = summarise(runs, reference, list(cfg.get("metrics") or METRICS), samples=int(boot.get("samples", 2000)),
+                      seed=int(boot.get("seed", 0)), level=level)
+    split = benchmark_split(cfg)
+    markdown = markdown_table(table, level, split)
+    files = {"markdown": output_dir / "benchmark.md", "csv": output_dir / "benchmark.csv",
+             "runs": output_dir / "runs.csv"}
+    folds = None
+    if split == "cv":
+        folds = fold_table(runs, list(dict.fromkeys(table["metric"])))
+        files["folds"] = output_dir / "folds.csv"
+        folds.to_csv(files["folds"], index=False)
+        markdown += "\n" + markdown_fold_table(folds)
+    files["markdown"].write_text(markdown)
+    table.to_csv(files["csv"], index=False)
+    plots: dict[str, Path] = {}
+    plot_cfg = cfg.get("plots") or {}
+    if plot_cfg.get("enabled", True):
+        plots["recall_at_k"] = plot_recall_curves(runs, output_dir / "recall_at_k.png", int(plot_cfg.get("max_k", 100)),
+                                                  split)
+        plots["category_auc"] = plot_category_auc(runs, output_dir / "category_auc.png")
+        plots["score_distributions"] = plot_score_distributions(runs, output_dir / "score_distributions.png")
+        category_auc(runs).to_csv(output_dir / "category_auc.csv")
+    files.update(plots)
+    log_to_wandb(cfg, table, plots)
+    print(markdown)
+    log.info("benchmark written to %s", output_dir)
+    return {"table": table, "markdown": markdown, "output_dir": output_dir, "runs": runs, "files": files,
+            "folds": folds}
