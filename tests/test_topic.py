@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+
 import pytest
 import torch
 
@@ -68,11 +71,19 @@ def test_account_without_captions_is_not_present(raw, tmp_path):
     assert out.skipped == {"no_caption_text": 1}
 
 
-def test_multicore_is_used_with_several_workers():
+_FORKS = []
+os.register_at_fork(before=lambda: _FORKS.append(threading.active_count()))
+
+
+def test_multicore_is_used_with_several_workers_never_forked_from_this_process():
+    """LdaMulticore's workers start from the fork server: forked from this process (which runs other
+    threads, e.g. W&B's), a worker could inherit a held lock and hang the fit (seen in the suite)."""
     docs = [" ".join(THEMES[t][0].split() * 3) for t in ("food", "fashion", "travel") for _ in range(4)]
     settings = LdaSettings(num_topics=3, passes=1, iterations=20, no_below=1, no_above=1.0, workers=2)
+    before = len(_FORKS)
     _, model = fit_lda(documents_to_terms(docs, settings), settings)
     assert type(model).__name__ == "LdaMulticore"
+    assert len(_FORKS) == before, "a worker was forked from the test process"
     _, single = fit_lda(documents_to_terms(docs, settings), LdaSettings(**{**vars(settings), "workers": 1}))
     assert type(single).__name__ == "LdaModel"
 

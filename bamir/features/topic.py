@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -86,10 +87,33 @@ def fit_lda(train_terms: Sequence[Sequence[str]], settings: LdaSettings):
         random_state=settings.random_state, eval_every=None, dtype=np.float64,
     )
     if workers >= 2 and settings.alpha != "auto":
-        model = LdaMulticore(workers=workers, alpha=settings.alpha, **common)
+        with _workers_from_forkserver():
+            model = LdaMulticore(workers=workers, alpha=settings.alpha, **common)
     else:
         model = LdaModel(alpha=settings.alpha, **common)
     return dictionary, model
+
+
+@contextmanager
+def _workers_from_forkserver() -> Iterator[None]:
+    """Make gensim's LdaMulticore start its worker pool from the forkserver.
+
+    By default its workers are forked from this process, which by then runs other threads (W&B's,
+    torch's, a progress bar's); a child forked while one of them holds a lock (logging's, an
+    allocator's) waits for it forever, and ``Pool.terminate`` with it. Workers forked from the
+    single-threaded fork server inherit no such lock.
+    """
+    import multiprocessing
+
+    import gensim.models.ldamulticore as ldamulticore
+
+    context = multiprocessing.get_context("forkserver")
+    saved = ldamulticore.Pool, ldamulticore.Queue
+    ldamulticore.Pool, ldamulticore.Queue = context.Pool, context.Queue
+    try:
+        yield
+    finally:
+        ldamulticore.Pool, ldamulticore.Queue = saved
 
 
 class TopicModel:
