@@ -201,12 +201,12 @@ def test_launch_rank_reads_every_launcher(monkeypatch):
 
 def test_a_shard_of_a_failed_rank_is_named(tmp_path, monkeypatch):
     """Rank zero of a 2-rank world whose other rank died: the merge names the shards it lacks."""
-    from bamir.features import image
+    from bamir.features.image import shards
     from bamir.features.pipeline import prepare
     from prep_fixtures import make_raw, tiny_stages
 
     raw = make_raw(tmp_path / "raw")
-    monkeypatch.setattr(image, "shards_of_rank", lambda n, rank, world: list(range(0, n, 2)))
+    monkeypatch.setattr(shards, "shards_of_rank", lambda n, rank, world: list(range(0, n, 2)))
     with pytest.raises(RuntimeError, match=r"object: shards \[1, 3\] of 4 were not written .*a rank failed"):
         prepare(raw, tmp_path / "store", tiny_stages(topic=None, scene=None, interaction=None, hashtag=None),
                 progress=False)
