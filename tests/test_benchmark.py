@@ -113,6 +113,7 @@ def _bench_cfg(tmp_path, shared_data, models, overrides=()):
     return cfg
 
 
+@pytest.mark.slow
 def test_benchmark_app_writes_table_csv_and_plots(tmp_path, shared_data):
     cfg = _bench_cfg(tmp_path, shared_data, ["random", "oracle", "bamir_all_small"])
     result = run_benchmark(cfg)

@@ -141,6 +141,7 @@ def test_new_rows_follow_the_data_modules_transform(chain):
             assert torch.allclose(new.features[modality][0], dm.features[modality][row], atol=1e-4), (modality, standardize)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["cosine", "sbr", "mir", "popularity", "random"])
 def test_every_ranker_kind_ranks_a_new_brand_through_the_interface(chain, kind, tmp_path):
     """Each ranker is trained (or fitted) on the tiny store, then ranks a known test brand and the same

@@ -72,6 +72,7 @@ class _Crash(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_run_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path, shared_data, monkeypatch):
     import lightning as L
 

@@ -52,6 +52,7 @@ def test_tiny_validates_clean(tiny):
     assert report.issues == [], report.format()
 
 
+@pytest.mark.slow
 def test_same_seed_byte_identical_any_workers(tiny, tmp_path):
     again = synthesize(tmp_path / "again", {**TINY, "workers": 2}, seed=0)
     assert _digests(again) == _digests(tiny)
@@ -142,6 +143,7 @@ def test_knowledge_files(tiny):
     assert {"runner", "barista", "photographer"} <= starts
 
 
+@pytest.mark.slow
 def test_defects_are_exactly_what_the_validator_reports(tmp_path):
     root = synthesize(tmp_path / "defects", {**TINY, "defects": DEFECTS}, seed=3)
     planted = json.loads((root / schema.DEFECTS_FILE).read_text())
@@ -162,6 +164,7 @@ def test_defects_are_exactly_what_the_validator_reports(tmp_path):
     assert info["counts"]["images"] == 1644 - len(planted["no_image"])
 
 
+@pytest.mark.slow
 def test_ensure_synthetic_reuses_and_regenerates(tiny, tmp_path):
     stamp = (tiny / "dataset.yaml").stat().st_mtime_ns
     assert ensure_synthetic(tiny, {**TINY, "workers": 3, "progress": True}, 0) == tiny  # same output config

@@ -129,6 +129,7 @@ def test_the_console_shows_one_table_and_no_third_party_warning(tmp_path, shared
     assert len(lines) == 1, "Lightning's lines are printed once"
 
 
+@pytest.mark.slow
 def test_a_benchmark_logs_each_run_and_a_summary_into_one_group(tmp_path, shared_data, planted_store, monkeypatch):
     from bamir.benchmark import run_benchmark
 

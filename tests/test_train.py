@@ -50,6 +50,7 @@ def test_train_then_evaluate_checkpoint(cfg_train, tmp_path, shared_data):
         evaluate(other)
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_metrics(tmp_path, shared_data):
     def run(name, epochs, ckpt=None):
         cfg = compose_config("train", tmp_path / name, [f"trainer.max_epochs={epochs}", "test=false"])
