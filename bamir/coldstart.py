@@ -4,45 +4,36 @@
 in the raw layout (``accounts`` and ``posts`` tables, ``images/``; ``dataset.yaml``, pairs and
 splits are not needed) or an instaloader download of the brand's profile. Its modality
 vectors are computed with what ``bamir-prepare`` fitted on the training split and saved in
-the store's work folders (the manifest's ``artifacts``), **never refitted**:
+the store's work folders (the manifest's ``artifacts``), **never refitted**.
 
-============  ==================================================================================
-topic         the saved LDA (:func:`bamir.features.topic.load_topic_model`) infers its topic mix
-hashtag       the saved spam filter + TF-IDF + SVD (:func:`bamir.features.hashtag.load_hashtag_model`)
-concept       the saved lexicon, related hashtags, spam list and node2vec concept embeddings
-              (:meth:`bamir.features.concept.stage.FittedConcepts.encode`)
-interaction   its raw statistics (:func:`bamir.features.interaction.raw_interaction_features`, mentions
-              resolved against the store's accounts) standardised with the saved training mean and sd
-object/scene  the image stage with the store's recorded settings (nothing fitted: same model, same seed)
-============  ==================================================================================
+Each stage encodes them itself (``encode_new`` of :class:`bamir.features.base.Stage`, e.g. the
+saved LDA infers the topic mix, the saved TF-IDF and SVD the hashtag vector, the image stages
+run their model with the recorded settings; :data:`STAGE_CLASSES` names the stage of each
+modality).
 
 A stage's work folder is checked against the hashes the manifest recorded at preparation
 time; a stage whose files changed, or a store with no fitted stages (the planted store, an
-imported release) is refused with the reason. A stage class may provide its own
-``encode_new(raw, accounts, workdir, config) -> {modality: StageOutput}``; it is used when present
-(see :data:`STAGE_CLASSES`).
+imported release) is refused with the reason.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
 from bamir.data.schema import ACCOUNTS, COLUMNS, DATASET_FILE, POSTS, RawDataset, read_table
+from bamir.features.base import RefitNeeded
 from bamir.store import FeatureStore
 from bamir.utils import file_hash
 
 log = logging.getLogger(__name__)
 
-#: stage class of each modality, for ``encode_new`` when a stage provides it
+#: the stage class that encodes each modality for new accounts (``encode_new``)
 STAGE_CLASSES = {
     "topic": "bamir.features.topic.TopicStage",
     "hashtag": "bamir.features.hashtag.HashtagStage",
@@ -179,14 +170,8 @@ def fitted_workdir(store: FeatureStore, modality: str) -> tuple[str, Path]:
 def _stage_class(modality: str):
     import importlib
 
-    target = STAGE_CLASSES.get(modality)
-    if target is None:
-        return None
-    module, _, cls = target.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
-        return None
+    module, _, cls = STAGE_CLASSES[modality].rpartition(".")
+    return getattr(importlib.import_module(module), cls)
 
 
 def encode_new_accounts(store: FeatureStore, raw: RawDataset, modalities: Sequence[str],
@@ -205,14 +190,13 @@ def encode_new_accounts(store: FeatureStore, raw: RawDataset, modalities: Sequen
         record = store.record(modality)
         config = dict(record.get("config") or {})
         stage_name, workdir = fitted_workdir(store, modality)
-        cls = _stage_class(modality)
-        if cls is not None and callable(getattr(cls, "encode_new", None)):
-            out = cls.encode_new(raw, accounts, workdir, config)[modality]
-            f, p = out.features, out.present
-        elif modality in _ENCODERS:
-            f, p = _ENCODERS[modality](store, raw, accounts, workdir, config, device)
-        else:
-            raise ColdStartError(f"modality {modality!r}: no way to encode new accounts (stage {stage_name!r})")
+        if modality not in STAGE_CLASSES:
+            raise ColdStartError(f"modality {modality!r}: no stage encodes new accounts for it (stage {stage_name!r})")
+        try:
+            out = _stage_class(modality).encode_new(store, raw, accounts, workdir, config, device)
+        except RefitNeeded as err:
+            raise ColdStartError(str(err)) from None
+        f, p = out.features, out.present
         f = torch.as_tensor(f).float().reshape(len(accounts), -1)
         if f.shape[1] != record["dim"]:
             raise ColdStartError(f"modality {modality!r}: new rows have {f.shape[1]} columns, the store {record['dim']}")
@@ -222,97 +206,6 @@ def encode_new_accounts(store: FeatureStore, raw: RawDataset, modalities: Sequen
             notes[modality] = f"no input for {int((~p).sum())} of {len(accounts)} new accounts (its neutral vector)"
             log.warning("cold start: %s: %s", modality, notes[modality])
     return NewAccounts(raw, accounts, features, present, notes)
-
-
-# --------------------------------------------------------------------------- per-modality encoders
-def _topic(store, raw, accounts, workdir, config, device):
-    from bamir.features.topic import load_topic_model
-
-    model = load_topic_model(workdir)
-    terms = _terms(raw, accounts, model)
-    return model.transform_terms(terms), torch.tensor([len(t) > 0 for t in terms])
-
-
-def _terms(raw, accounts, model):
-    from bamir.features.common import joined_captions
-    from bamir.features.topic import documents_to_terms
-
-    return documents_to_terms(joined_captions(raw, accounts), model.settings)
-
-
-def _hashtag(store, raw, accounts, workdir, config, device):
-    from bamir.features.hashtag import load_hashtag_model
-    from bamir.features.hashtags import count_hashtags, parse_captions
-
-    model = load_hashtag_model(workdir)
-    per_account = count_hashtags(parse_captions(raw.posts), accounts)
-    return model.transform_counts([dict(per_account.get(a, {})) for a in accounts])
-
-
-def _concept(store, raw, accounts, workdir, config, device):
-    from bamir.features.concept.stage import FittedConcepts
-    from bamir.features.hashtags import parse_captions
-
-    fitted = FittedConcepts.load(workdir / "concept")
-    columns = [c for c in ("username", "kind", "biography", "business_category") if c in raw.accounts.columns]
-    frame = raw.accounts.drop_duplicates("account_id").set_index(raw.accounts["account_id"].astype(str).rename("account_id"))
-    frame = frame[columns].reindex(accounts).astype(object).fillna("").rename_axis("account_id").reset_index()
-    features, present, _ = fitted.encode(frame, parse_captions(raw.posts))
-    return features, present
-
-
-def _interaction(store, raw, accounts, workdir, config, device):
-    from bamir.features.interaction import FEATURES, raw_interaction_features
-
-    # mentions resolve against the store's accounts too; a held-out (non-training) brand of the
-    # store's split stays held out, as at preparation time
-    known = store.accounts[["account_id", "username", "kind"]].copy()
-    known["followers"] = 0
-    mine = raw.accounts.copy()
-    combined = pd.concat([mine[["account_id", "username", "kind", "followers"]], known], ignore_index=True)
-    split = store.manifest.get("dataset", {}).get("split", "discover")
-    splits = store.splits
-    train_brands = set(splits.get(split, next(iter(splits.values()), {})).get("train_brands", []))
-    heldout = {a for a, k in zip(store.accounts["account_id"], store.accounts["kind"]) if k == "brand" and a not in train_brands}
-    train = set(combined["account_id"].astype(str)) - heldout
-    view = RawDataset(root=raw.root, info=raw.info, accounts=combined, posts=raw.posts, pairs=raw.pairs, splits={})
-    values = raw_interaction_features(view, list(accounts), train)
-    scaler_path = Path(workdir) / "interaction_scaler.json"
-    if config.get("standardise", True):
-        if not scaler_path.is_file():
-            raise ColdStartError(f"{scaler_path}: the interaction scaler is missing; rerun bamir-prepare")
-        scaler = json.loads(scaler_path.read_text())
-        if list(scaler["features"]) != list(FEATURES):
-            raise ColdStartError(f"{scaler_path}: fitted on features {scaler['features']}, the code now computes "
-                                 f"{list(FEATURES)}; rerun bamir-prepare")
-        values = (values - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])
-        if config.get("clip"):
-            values = np.clip(values, -config["clip"], config["clip"])
-    return torch.from_numpy(values).float(), None
-
-
-def _image(modality: str):
-    def encode(store, raw, accounts, workdir, config, device):
-        from bamir.features import image
-        from bamir.features.extraction import device_trainer
-
-        cls = image.ObjectStage if modality == "object" else image.SceneStage
-        settings = {k: v for k, v in config.items() if k not in ("stage", "version")}
-        stage = cls(**settings, num_workers=0, progress=False)
-        with tempfile.TemporaryDirectory(prefix=f"bamir-coldstart-{modality}-") as tmp:
-            out = stage.run(raw, list(accounts), set(), Path(tmp), trainer=device_trainer(device))[modality]
-        return out.features, out.present
-    return encode
-
-
-_ENCODERS = {
-    "topic": _topic,
-    "hashtag": _hashtag,
-    "concept": _concept,
-    "interaction": _interaction,
-    "object": _image("object"),
-    "scene": _image("scene"),
-}
 
 
 def extend_features(features: Mapping[str, torch.Tensor], new: NewAccounts) -> dict[str, torch.Tensor]:

@@ -176,3 +176,16 @@ def test_every_ranker_kind_ranks_a_new_brand_through_the_interface(chain, kind, 
     assert len(b) == 10 and np.isfinite(b).all() and new["brands"][0]["cold_start"]
     if kind != "random":  # the new brand's features are the known brand's (bar LDA's inference noise)
         assert np.abs(a - b).max() <= 0.01 * np.abs(a).max() + 1e-6, kind
+
+
+def test_every_stage_encodes_its_own_new_accounts():
+    """Cold start asks the stages (``encode_new``), no registry of its own: every modality a stage writes
+    names that stage, and the stage implements the contract's ``encode_new``."""
+    from bamir.coldstart import STAGE_CLASSES, _stage_class
+    from bamir.features.base import Stage
+
+    for modality in STAGE_CLASSES:
+        cls = _stage_class(modality)
+        assert modality in cls.modalities
+        assert set(Stage.__dict__["encode_new"].__func__.__code__.co_varnames[:7]) <= \
+            set(cls.encode_new.__func__.__code__.co_varnames), cls

@@ -51,3 +51,15 @@ class Stage(Protocol):
         self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path
     ) -> dict[str, StageOutput]:
         """Compute every modality of ``self.modalities`` for ``accounts`` (in that order)."""
+
+    @classmethod
+    def encode_new(cls, store: Any, raw: RawDataset, accounts: list[str], workdir: Path, config: dict[str, Any],
+                   device: str = "cpu") -> StageOutput:
+        """Encode accounts the store has never seen (cold start) with what :meth:`run` fitted and saved in
+        ``workdir``, never refitting; ``config`` is the store's record of the stage's settings and
+        ``store`` the feature store (for stages that resolve new accounts against its accounts).
+        Raises :class:`RefitNeeded` when the saved files cannot do it."""
+
+
+class RefitNeeded(ValueError):
+    """A stage's saved files cannot encode new accounts (missing, or written by other code): rerun bamir-prepare."""

@@ -153,6 +153,15 @@ class HashtagStage:
             model.components = svd.components_.astype(np.float64)
         return model
 
+    @classmethod
+    def encode_new(cls, store, raw: RawDataset, accounts: list[str], workdir: Path, config: dict[str, Any],
+                   device: str = "cpu") -> StageOutput:
+        """The saved spam filter, TF-IDF and SVD on the new accounts' hashtag counts."""
+        model = load_hashtag_model(workdir)
+        per_account = count_hashtags(parse_captions(raw.posts), accounts)
+        features, present = model.transform_counts([dict(per_account.get(a, {})) for a in accounts])
+        return StageOutput(features, present)
+
     def run(self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path) -> dict[str, StageOutput]:
         per_account = count_hashtags(parse_captions(raw.posts), accounts)
         counts = [dict(per_account.get(a, {})) for a in accounts]

@@ -131,6 +131,10 @@ def raw_interaction_features(raw: RawDataset, accounts: list[str], train_account
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+#: the training mean and sd of every feature, saved by :meth:`InteractionStage.run` in its work folder
+SCALER_FILE = "interaction_scaler.json"
+
+
 class InteractionStage:
     """Preparation stage writing the ``interaction`` modality (see the module docstring)."""
 
@@ -150,6 +154,38 @@ class InteractionStage:
             raw.posts, ["account_id", "timestamp", "caption", "likes", "comments"]
         )
 
+    @classmethod
+    def encode_new(cls, store, raw: RawDataset, accounts: list[str], workdir: Path, config: dict[str, Any],
+                   device: str = "cpu") -> StageOutput:
+        """The new accounts' raw statistics, mentions resolved against the store's accounts too (a held-out
+        brand of the store's split stays held out, as at preparation time), standardised with the saved
+        training mean and sd."""
+        from bamir.features.base import RefitNeeded
+
+        known = store.accounts[["account_id", "username", "kind"]].copy()
+        known["followers"] = 0
+        combined = pd.concat([raw.accounts[["account_id", "username", "kind", "followers"]], known], ignore_index=True)
+        split = store.manifest.get("dataset", {}).get("split", "discover")
+        splits = store.splits
+        train_brands = set(splits.get(split, next(iter(splits.values()), {})).get("train_brands", []))
+        heldout = {a for a, k in zip(store.accounts["account_id"], store.accounts["kind"])
+                   if k == "brand" and a not in train_brands}
+        train = set(combined["account_id"].astype(str)) - heldout
+        view = RawDataset(root=raw.root, info=raw.info, accounts=combined, posts=raw.posts, pairs=raw.pairs, splits={})
+        values = raw_interaction_features(view, list(accounts), train)
+        scaler_path = Path(workdir) / SCALER_FILE
+        if config.get("standardise", True):
+            if not scaler_path.is_file():
+                raise RefitNeeded(f"{scaler_path}: the interaction scaler is missing; rerun bamir-prepare")
+            scaler = json.loads(scaler_path.read_text())
+            if list(scaler["features"]) != list(FEATURES):
+                raise RefitNeeded(f"{scaler_path}: fitted on features {scaler['features']}, the code now computes "
+                                  f"{list(FEATURES)}; rerun bamir-prepare")
+            values = (values - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])
+            if config.get("clip"):
+                values = np.clip(values, -config["clip"], config["clip"])
+        return StageOutput(torch.from_numpy(values).float())
+
     def run(self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path) -> dict[str, StageOutput]:
         values = raw_interaction_features(raw, accounts, train_accounts)
         train = np.array([a in train_accounts for a in accounts])
@@ -162,7 +198,7 @@ class InteractionStage:
             if self.clip:
                 values = np.clip(values, -self.clip, self.clip)
             Path(workdir).mkdir(parents=True, exist_ok=True)
-            (Path(workdir) / "interaction_scaler.json").write_text(
+            (Path(workdir) / SCALER_FILE).write_text(
                 json.dumps({"features": list(FEATURES), "mean": mean.tolist(), "std": std.tolist()}, indent=2)
             )
         counts = {"accounts": len(accounts), "train_accounts": int(train.sum())}

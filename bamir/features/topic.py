@@ -169,6 +169,14 @@ class TopicStage:
     modalities = ("topic",)
     fitted = True  # reads the split: fitted on training accounts only
 
+    @classmethod
+    def encode_new(cls, store, raw: RawDataset, accounts: list[str], workdir: Path, config: dict[str, Any],
+                   device: str = "cpu") -> StageOutput:
+        """The saved LDA infers the new accounts' topic mix from their captions."""
+        model = load_topic_model(workdir)
+        terms = documents_to_terms(joined_captions(raw, accounts), model.settings)
+        return StageOutput(model.transform_terms(terms), torch.tensor([len(t) > 0 for t in terms]))
+
     def __init__(self, **settings: Any):
         self.settings = LdaSettings(**settings)
 

@@ -320,6 +320,19 @@ class ConceptStage:
             }
         )
 
+    @classmethod
+    def encode_new(cls, store, raw: RawDataset, accounts: list[str], workdir: Path, config: dict[str, Any],
+                   device: str = "cpu") -> StageOutput:
+        """The saved lexicon, related hashtags, spam list and node2vec concept embeddings on the new
+        accounts' biographies, categories and hashtags (:meth:`FittedConcepts.encode`)."""
+        fitted = FittedConcepts.load(Path(workdir) / "concept")
+        columns = [c for c in ("username", "kind", "biography", "business_category") if c in raw.accounts.columns]
+        frame = raw.accounts.drop_duplicates("account_id").set_index(
+            raw.accounts["account_id"].astype(str).rename("account_id"))
+        frame = frame[columns].reindex(accounts).astype(object).fillna("").rename_axis("account_id").reset_index()
+        features, present, _ = fitted.encode(frame, parse_captions(raw.posts))
+        return StageOutput(features, present)
+
     def run(
         self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path
     ) -> dict[str, StageOutput]:

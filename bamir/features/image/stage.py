@@ -4,6 +4,7 @@ Trainer's devices and nodes, pool per account, merge the shards on global rank z
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 
 from bamir.data.schema import RawDataset
 from bamir.features.base import StageOutput
-from bamir.features.extraction import extraction_trainer
+from bamir.features.extraction import device_trainer, extraction_trainer
 from bamir.utils import stable_hash
 from bamir.features.image.encoders import ImageEncoder, ObjectEncoder, SceneEncoder
 from bamir.features.image.pooling import POOLINGS
@@ -104,6 +105,15 @@ class ImageStage:
         return f"{self.modalities[0]}: {what} with weights from {args['weights']}"
 
     # ------------------------------------------------------------------ run
+    @classmethod
+    def encode_new(cls, store, raw: RawDataset, accounts: list[str], workdir: Path, config: dict[str, Any],
+                   device: str = "cpu") -> StageOutput:
+        """The stage with the store's recorded settings on ``device`` (nothing fitted: same model, same seed)."""
+        settings = {k: v for k, v in config.items() if k not in ("stage", "version")}
+        stage = cls(**settings, num_workers=0, progress=False)
+        with tempfile.TemporaryDirectory(prefix=f"bamir-coldstart-{stage.modalities[0]}-") as tmp:
+            return stage.run(raw, list(accounts), set(), Path(tmp), trainer=device_trainer(device))[stage.modalities[0]]
+
     def run(self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path,
             trainer: Any = None) -> dict[str, StageOutput] | None:
         """Encode every image on the ranks of ``trainer`` (default: one local device) and pool
