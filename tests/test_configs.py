@@ -47,6 +47,16 @@ def test_every_option_of_the_plain_groups_composes(group, tmp_path):
                 instantiate(node)
 
 
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_every_experiment_composes_and_builds_its_model_on_the_release(experiment, tmp_path):
+    cfg = compose_config("train", tmp_path, [f"experiment={experiment}"], fast=False)
+    assert cfg.dataset.name == "release" and cfg.task_name == experiment
+    assert list(cfg.data.modalities) == ["topic", "concept"]  # what the release has for every account
+    assert cfg.data.standardize is False  # the release's vectors as published
+    model = instantiate(cfg.model, input_dims={"topic": 19, "concept": 128})
+    assert set(model.modalities or model.requested_modalities) <= {"topic", "concept", "object", "scene"}
+
+
 def test_bamir_paper_is_the_published_setting(tmp_path):
     cfg = compose_config("train", tmp_path, ["model=bamir_paper"], fast=False)
     assert cfg.seed == 24 and cfg.trainer.max_epochs == 100 and cfg.data.batch_size == 32
