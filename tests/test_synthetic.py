@@ -216,7 +216,7 @@ def _compose(overrides):
 
 def test_presets_compose():
     small = OmegaConf.to_container(_compose([]).synthetic)
-    assert small == DEFAULTS  # the Python defaults repeat conf/synthetic/small.yaml
+    assert small == DEFAULTS  # the Python defaults are conf/synthetic/small.yaml
     tiny = OmegaConf.to_container(_compose(["synthetic=tiny"]).synthetic)
     assert merge_config(tiny) == merge_config(TINY | {"progress": True})
     paper = OmegaConf.to_container(_compose(["synthetic=paper"]).synthetic)
