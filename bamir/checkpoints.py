@@ -7,6 +7,9 @@
   cannot (:class:`CheckpointError`).
 - :func:`newest_matching_run` is ``ckpt_path=last``: the newest checkpoint among earlier runs
   whose saved config (``.hydra/config.yaml``) agrees with this one on ``ckpt_match``.
+- :func:`load_checkpoint` rebuilds a ranker with the data module of its store, serving the data
+  as in training; :func:`check_store` refuses a store other than the one it was trained on
+  (:class:`OtherStoreError`).
 """
 
 from __future__ import annotations
@@ -96,3 +99,63 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     for key, value in tree.items():
         out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
     return out
+
+
+# ---------------------------------------------------------------- a ranker and its data from a checkpoint
+class OtherStoreError(ValueError):
+    """A checkpoint trained on another feature store than the one it is given."""
+
+
+def load_checkpoint(path: str, datamodule):
+    """Load a ranker checkpoint (``weights_only=True``) with a data module of its feature store.
+
+    The data module serves the store as in training: one not set up yet takes the checkpoint's
+    data settings (modalities, standardisation and its statistics;
+    :meth:`~bamir.datamodule.RankingDataModule.load_state_dict`) and is set up here; one set up
+    already must serve exactly those. Refuses (:class:`OtherStoreError`) a checkpoint trained on
+    another account order, feature config or feature inputs, naming what differs; a
+    truncated or unreadable file with its path (:class:`~bamir.checkpoints.CheckpointError`).
+    """
+    from bamir.datamodule import checkpoint_data
+    from bamir.store import FeatureStore
+
+    checkpoint = read_checkpoint(path)
+    cls = _model_class(path, checkpoint)
+    check_store(path, checkpoint, FeatureStore(datamodule.store_dir))
+    datamodule.load_state_dict(checkpoint_data(checkpoint))
+    datamodule.setup()
+    model = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+    model.attach_features(datamodule.features)
+    model.attach_data(datamodule)
+    return model
+
+
+def _model_class(path: str, checkpoint: dict[str, Any]) -> type:
+    import importlib
+
+    qualname = checkpoint.get("bamir_model", "")
+    module_name, _, class_name = qualname.rpartition(".")
+    if not module_name.startswith("bamir.models."):
+        raise ValueError(f"{path}: not a bamir model checkpoint (model class {qualname!r})")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def check_store(path: str, checkpoint: dict[str, Any], store) -> None:
+    """:class:`OtherStoreError` unless ``store`` has the account order and modalities (computed from the
+    same inputs with the same configs) the checkpoint was trained on."""
+    saved = checkpoint.get("hyper_parameters", {}).get("store_fingerprint") or {}
+    if not saved:
+        return
+    current = store.fingerprint([n for n in saved.get("modalities", {}) if n in store.modalities])
+    differences = []
+    if saved.get("accounts") != current.get("accounts"):
+        differences.append("the account order (a different dataset or split)")
+    for name, record in saved.get("modalities", {}).items():
+        if name not in current.get("modalities", {}):
+            differences.append(f"modality {name!r} is missing from the store")
+        else:
+            here = current["modalities"][name]
+            differences += [f"modality {name!r}: {key} {value!r} in the checkpoint, {here.get(key)!r} in the store"
+                            for key, value in record.items() if here.get(key) != value]
+    if differences:
+        raise OtherStoreError(f"{path}: trained on another feature store: " + "; ".join(differences))

@@ -14,11 +14,11 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from bamir.callbacks import RunStopped
-from bamir.checkpoints import newest_matching_run, read_checkpoint
+from bamir.checkpoints import check_store, load_checkpoint, newest_matching_run, read_checkpoint
 from bamir.config import check_output_dir, instantiate
 from bamir.datamodule import RankingDataModule
-from bamir.models.base import RankingModule, check_store, load_checkpoint
 from bamir.metric_names import metric_names
+from bamir.models.base import RankingModule
 from bamir.report import metric_table
 from bamir.tracking import job_run
 from bamir.utils import atomic_write_json
@@ -46,7 +46,7 @@ def build_data(cfg: DictConfig) -> RankingDataModule:
 
 def load_run(cfg: DictConfig, path: str) -> tuple[RankingDataModule, RankingModule]:
     """A checkpoint and the data module of ``cfg``'s store, which takes the checkpoint's data settings
-    (:func:`~bamir.models.base.load_checkpoint`)."""
+    (:func:`~bamir.checkpoints.load_checkpoint`)."""
     build_store(cfg)
     datamodule: RankingDataModule = instantiate(cfg.data)
     return datamodule, load_checkpoint(path, datamodule)

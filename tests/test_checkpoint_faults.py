@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf, open_dict
 
 from bamir.checkpoints import CheckpointError
-from bamir.models.base import OtherStoreError
+from bamir.checkpoints import OtherStoreError
 from bamir.train import evaluate, train
 from tests.conftest import FAST_OVERRIDES, compose_config
 

@@ -32,7 +32,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from bamir.config import check_output_dir
-    from bamir.models.base import OtherStoreError
+    from bamir.checkpoints import OtherStoreError
     from bamir.train import load_run, resolve_checkpoint
     from bamir.utils import atomic_write_json, atomic_write_text
 
