@@ -212,3 +212,25 @@ def test_the_validation_split_can_be_the_table(tmp_path, shared_data):
     assert auc["bamir_all_small"] == pytest.approx(log["val/auc_global"].max(), abs=1e-5)
     assert len(result["runs"]["cosine"][0].brands) < 12  # the validation brands, not the 12 test brands
     assert "validation brands" in result["markdown"]
+
+
+@pytest.mark.parametrize("suite", ["ablation_sampler", "ablation_modalities", "cosine_modalities"])
+def test_a_suite_takes_its_runs_from_the_sweep_it_tabulates(suite, tmp_path):
+    """One source for a sweep and its table: the suite's runs are the grid of hparams_search/<suite>.yaml
+    (less its seed axis), with the sweep's model, as a multirun of bamir-train would run them."""
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = compose_config("benchmark", tmp_path, [f"suite={suite}"], fast=False)
+    specs = run_specs(cfg)
+    sweep = yaml.safe_load((CONF / "hparams_search" / f"{suite}.yaml").read_text())
+    params = {k: v for k, v in sweep["hydra"]["sweeper"]["params"].items() if k != "seed"}
+    (key, values), = params.items()
+    grid = list(OverridesParser.create().parse_override(f"{key}={values}").sweep_string_iterator())
+    if key == "model":
+        assert [s.model for s in specs] == grid and all(not s.overrides for s in specs)
+    else:
+        assert [s.overrides for s in specs] == [[f"{key}={v}"] for v in grid]
+        model = next(v for d in sweep["defaults"] for k, v in d.items() if k == "override /model")
+        assert {s.model for s in specs} == {model}
+    assert cfg.reference in [s.name for s in specs]

@@ -29,8 +29,11 @@ class RunSpec:
 
 
 def run_specs(cfg: DictConfig) -> list[RunSpec]:
-    """``models`` (each its own row) then ``runs`` (``{name, model, overrides}``: override sets)."""
+    """``models`` (each its own row), the runs of ``sweep`` (:func:`sweep_specs`), then ``runs``
+    (``{name, model, overrides}``: override sets)."""
     specs = [RunSpec(str(m), str(m)) for m in (cfg.get("models") or [])]
+    if cfg.get("sweep"):
+        specs += sweep_specs(str(cfg.sweep), list(cfg.get("names") or []))
     for entry in cfg.get("runs") or []:
         if isinstance(entry, str):
             specs.append(RunSpec(entry, entry))
@@ -47,6 +50,42 @@ def run_specs(cfg: DictConfig) -> list[RunSpec]:
         raise ValueError(f"benchmark: run names must be unique, repeated: {duplicated}")
     if not specs:
         raise ValueError("benchmark: nothing to run (set models=[...] or runs=[...], or pick a suite)")
+    return specs
+
+
+def sweep_specs(name: str, names: list[str] | None = None) -> list[RunSpec]:
+    """The runs of the multirun ``conf/hparams_search/<name>.yaml``, one per point of its grid (its
+    ``seed`` axis left to the benchmark's ``seeds``), so a sweep and its table share one source.
+
+    The model is the grid's ``model`` value, else the sweep's ``override /model``; a run is named
+    by ``names`` (in grid order), else by its model, its one swept value, or its ``key=value`` overrides.
+    """
+    import itertools
+    from importlib.resources import files
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from bamir.config import CONFIG_MODULE
+
+    sweep = OmegaConf.load(files(CONFIG_MODULE).joinpath("hparams_search", f"{name}.yaml"))
+    grid = OmegaConf.to_container(OmegaConf.select(sweep, "hydra.sweeper.params") or {})
+    if not grid:
+        raise ValueError(f"sweep={name}: conf/hparams_search/{name}.yaml has no hydra.sweeper.params grid")
+    parser = OverridesParser.create()
+    axes = {key: list(parser.parse_override(f"{key}={value}").sweep_string_iterator()) if "," in str(value)
+            else [str(value)] for key, value in grid.items() if key != "seed"}
+    defaults = [d for d in OmegaConf.to_container(sweep).get("defaults", []) if isinstance(d, dict)]
+    default_model = next((str(v) for d in defaults for k, v in d.items() if k.split() == ["override", "/model"]), None)
+    points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]
+    if names and len(names) != len(points):
+        raise ValueError(f"sweep={name}: {len(names)} names for {len(points)} grid points")
+    specs = []
+    for i, point in enumerate(points):
+        model = point.pop("model", default_model)
+        overrides = [f"{k}={v}" for k, v in point.items()]
+        label = names[i] if names else (model if not overrides else overrides[0].split("=", 1)[1]
+                                         if len(overrides) == 1 else " ".join(overrides))
+        specs.append(RunSpec(str(label), model, overrides))
     return specs
 
 
