@@ -219,9 +219,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def keep_no_best_checkpoint(trainer: L.Trainer, datamodule: RankingDataModule) -> None:
     """No validation split: the checkpoint callbacks that keep the best epoch by a validation metric keep
-    none (instead of warning every run that the metric is missing); ``last.ckpt`` is still written."""
+    none (instead of warning every run that the metric is missing), and the fit runs no validation loop
+    (instead of warning that its loader is empty); ``last.ckpt`` is still written."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    trainer.limit_val_batches = 0
     for callback in trainer.checkpoint_callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.monitor is not None:
             callback.save_top_k = 0
