@@ -22,7 +22,7 @@ from bamir.datamodule import RankingDataModule
 from bamir.metrics import ranking_metrics
 from bamir.samplers import UniformSampler
 from bamir.train import evaluate, train
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
 
 DATASET = "dataset=planted_tiny"
 TRAINER = ["trainer=cpu", "logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]

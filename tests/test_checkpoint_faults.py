@@ -20,7 +20,8 @@ from omegaconf import OmegaConf, open_dict
 from bamir.checkpoints import CheckpointError
 from bamir.checkpoints import OtherStoreError
 from bamir.train import evaluate, train
-from tests.conftest import FAST_OVERRIDES, compose_config
+from tests.helpers.compose import FAST_OVERRIDES, compose_config
+from tests.helpers.paths import REPO
 
 ONE_EPOCH = ["trainer.max_epochs=1", "test=false"]
 
@@ -179,7 +180,7 @@ def test_sigterm_mid_epoch_stops_resumably_and_exits_non_zero(tmp_path, shared_d
     env = {**os.environ, "BAMIR_ROOT": str(tmp_path), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "bamir.cli.train"]
     proc = subprocess.Popen([*command, *args, *helper], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, cwd=Path(__file__).parent.parent)
+                            text=True, cwd=REPO)
     deadline = time.monotonic() + 300
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -192,7 +193,7 @@ def test_sigterm_mid_epoch_stops_resumably_and_exits_non_zero(tmp_path, shared_d
     assert (run / "metrics.json").is_file()
 
     again = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=600,
-                           cwd=Path(__file__).parent.parent)
+                           cwd=REPO)
     assert again.returncode == 0, again.stderr[-3000:]
     resumed = OmegaConf.to_container(OmegaConf.load(run / "metrics.json"))
     cfg = compose_config("train", tmp_path / "straight", ["trainer.max_epochs=3", "test=false"])

@@ -1,6 +1,6 @@
 """New brands (bamir.coldstart, bamir-rank brand_posts=...): features from the fitted stages, never refitted.
 
-Runs the tiny synthetic chain (tests/rank_fixtures.py): raw data, a store prepared with cheap
+Runs the tiny synthetic chain (tests/helpers/rank.py): raw data, a store prepared with cheap
 stages, a BAMIR checkpoint trained for two epochs. A "new" brand is an existing test brand's
 posts under a new id and username, so its features must be the brand's own.
 """
@@ -18,8 +18,8 @@ from omegaconf import open_dict
 from bamir.coldstart import ColdStartError, encode_new_accounts, load_brand_folder
 from bamir.features.interaction import FEATURES
 from bamir.store import FeatureStore
-from rank_fixtures import NEW_BRAND_ID, NEW_BRAND_NAME, new_brand_folder, rank_overrides, tiny_store, trained_run
-from tests.conftest import compose_config
+from tests.helpers.rank import NEW_BRAND_ID, NEW_BRAND_NAME, new_brand_folder, rank_overrides, tiny_store, trained_run
+from tests.helpers.compose import compose_config
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from bamir.datamodule import RankingDataModule, brand_folds
 from bamir.metrics import ranking_metrics
 from bamir.samplers import MixedSampler
 from bamir.train import evaluate, load_run, train
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
 
 TRAINER = ["trainer=cpu", "logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 

@@ -203,7 +203,7 @@ def test_a_shard_of_a_failed_rank_is_named(tmp_path, monkeypatch):
     """Rank zero of a 2-rank world whose other rank died: the merge names the shards it lacks."""
     from bamir.features.image import shards
     from bamir.features.pipeline import prepare
-    from prep_fixtures import make_raw, tiny_stages
+    from tests.helpers.prep import make_raw, tiny_stages
 
     raw = make_raw(tmp_path / "raw")
     monkeypatch.setattr(shards, "shards_of_rank", lambda n, rank, world: list(range(0, n, 2)))
@@ -216,7 +216,7 @@ def test_training_app_refuses_to_launch_extraction_processes(tmp_path):
     """bamir-train prepares in its own process: a multi-process extraction config is refused with
     the bamir-prepare command to run instead (Lightning would start the training app again)."""
     from bamir.features.pipeline import ensure_features
-    from prep_fixtures import make_raw, tiny_stages
+    from tests.helpers.prep import make_raw, tiny_stages
 
     raw = make_raw(tmp_path / "raw")
     stages = {**tiny_stages(topic=None, scene=None, hashtag=None),
@@ -237,7 +237,7 @@ def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
     leave it untouched until rank zero has claimed it."""
     from bamir.features.image.shards import read_shard
     from bamir.store import FeatureStore
-    from prep_fixtures import make_raw
+    from tests.helpers.prep import make_raw
 
     raw = make_raw(tmp_path / "raw")
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}

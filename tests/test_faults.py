@@ -77,7 +77,7 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path, shared_data,
     import lightning as L
 
     import bamir.train as runs
-    from tests.conftest import compose_config
+    from tests.helpers.compose import compose_config
 
     def config(name, ckpt=None):
         cfg = compose_config("train", tmp_path / name, ["trainer.max_epochs=3", "test=false"])

@@ -9,8 +9,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> str:

@@ -2,8 +2,9 @@
 
 import ast
 from pathlib import Path
+from tests.helpers.paths import REPO
 
-PACKAGE = Path(__file__).resolve().parents[1] / "bamir"
+PACKAGE = REPO / "bamir"
 
 #: lowest first; a module may import its own layer and those below
 LAYERS = [

@@ -7,15 +7,15 @@ minutes on a CPU, hence ``slow``.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
+from tests.helpers.paths import REPO
 
 nbformat = pytest.importorskip("nbformat", reason="the notebook tests need nbformat, nbclient and ipykernel (.[test])")
 nbclient = pytest.importorskip("nbclient", reason="the notebook tests need nbclient (.[test])")
 pytest.importorskip("ipykernel", reason="the notebook tests need ipykernel (.[test])")
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = REPO / "notebooks"
 
 
 def _run(name: str) -> nbformat.NotebookNode:

@@ -22,8 +22,8 @@ from bamir.data.synthetic import synthesize
 from bamir.features.pipeline import prepare, staging_root
 from bamir.ownership import FEATURE_STORE, MARKER, RELEASE_STORE, SYNTHETIC, OwnershipError, kind_of
 from bamir.store import FeatureStore
-from prep_fixtures import make_raw, tiny_stages
-from release_fixture import write_release_fixture
+from tests.helpers.prep import make_raw, tiny_stages
+from tests.helpers.release import write_release_fixture
 
 SMALL = {"name": "tiny", "brands_per_category": 2, "influencers": 100, "posts_per_account": 2, "test_brands": 6,
          "progress": False}

@@ -19,8 +19,8 @@ import pytest
 from omegaconf import open_dict
 
 from bamir.report_html import render_report
-from rank_fixtures import rank_overrides, tiny_store, trained_run
-from tests.conftest import compose_config
+from tests.helpers.rank import rank_overrides, tiny_store, trained_run
+from tests.helpers.compose import compose_config
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -1,14 +1,14 @@
 """Security: no bare loads of user files, configs cannot name arbitrary code, image paths stay inside."""
 
 import ast
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from bamir.config import ALLOWED_TARGETS, AllowedTargets, allow_targets, allowed_targets, check_targets, instantiate
+from tests.helpers.paths import REPO
 
-PACKAGE = Path(__file__).parents[1] / "bamir"
+PACKAGE = REPO / "bamir"
 
 
 def _calls(tree):
@@ -54,7 +54,7 @@ def test_configs_cannot_name_arbitrary_code():
 
 
 def test_every_shipped_config_names_allowed_targets_only():
-    conf = Path(__file__).parents[1] / "conf"
+    conf = REPO / "conf"
     for path in conf.rglob("*.yaml"):
         check_targets(OmegaConf.load(path), where=str(path.relative_to(conf)))
 
@@ -89,7 +89,7 @@ def test_allowed_targets_lets_a_job_name_its_own_modules(job_targets):
 def test_every_app_applies_its_allowed_targets_at_job_start(app, tmp_path, job_targets):
     """Each app's config has the key and the Hydra callback that applies it when a job starts,
     replacing the previous job's (the jobs of a sweep may share a process)."""
-    from tests.conftest import compose_config
+    from tests.helpers.compose import compose_config
 
     assert compose_config(app, tmp_path, fast=False).allowed_targets == []
     cfg = compose_config(app, tmp_path, ["allowed_targets=[my_callbacks]"], fast=False)

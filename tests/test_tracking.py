@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
-from tests.conftest import compose_config
-from tests.wandb_records import finished_run
+from tests.helpers.compose import compose_config
+from tests.helpers.wandb_records import finished_run
+from tests.helpers.paths import REPO
 
 SWEEP = ["dataset=planted_tiny", "model=cosine,random", "seed=1,2", "logger=wandb", "trainer=cpu",
          "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -171,5 +172,5 @@ def test_the_config_cutoffs_are_the_code_defaults():
 
     from bamir.metric_names import NDCG_K, RECALL_K
 
-    saved = OmegaConf.load(Path(__file__).parents[1] / "conf" / "metrics" / "default.yaml")
+    saved = OmegaConf.load(REPO / "conf" / "metrics" / "default.yaml")
     assert tuple(saved.recall_k) == RECALL_K and tuple(saved.ndcg_k) == NDCG_K

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import open_dict
 
 from bamir.train import evaluate, train
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
 
 METRICS = ("auc_global", "auc_brand", "auc_pairs", "cauc", "recall@10", "recall@50", "mrr", "map", "medr", "ndcg@10")
 

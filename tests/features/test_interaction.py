@@ -13,7 +13,7 @@ import torch
 from bamir.data.schema import RawDataset
 from bamir.features.common import train_accounts
 from bamir.features.interaction import FEATURES, InteractionStage, raw_interaction_features
-from prep_fixtures import make_raw
+from tests.helpers.prep import make_raw
 
 C = {name: j for j, name in enumerate(FEATURES)}
 

@@ -11,7 +11,7 @@ import torch
 from bamir.data.schema import RawDataset
 from bamir.features.common import train_accounts
 from bamir.features.topic import LdaSettings, TopicStage, documents_to_terms, fit_lda, load_topic_model
-from prep_fixtures import THEMES, make_raw
+from tests.helpers.prep import THEMES, make_raw
 
 FAST = dict(num_topics=3, passes=3, iterations=50, no_below=1, workers=1)
 

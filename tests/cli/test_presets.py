@@ -12,9 +12,10 @@ import yaml
 from omegaconf import open_dict
 
 from bamir.train import train
-from tests.conftest import FAST_OVERRIDES, compose_config
+from tests.helpers.compose import FAST_OVERRIDES, compose_config
+from tests.helpers.paths import REPO
 
-DEBUG = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "debug").glob("*.yaml"))
+DEBUG = sorted(p.stem for p in (REPO / "conf" / "debug").glob("*.yaml"))
 
 
 def test_the_debug_presets_are_there():

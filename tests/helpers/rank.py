@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import open_dict
 
-from prep_fixtures import tiny_stages
+from tests.helpers.prep import tiny_stages
 
 TINY = {"name": "tiny", "brands_per_category": 2, "influencers": 250, "posts_per_account": 6, "test_brands": 6,
         "progress": False}
@@ -50,7 +50,7 @@ def trained_run(base: Path, epochs: int = 2) -> Path:
     if (run / "checkpoints" / "last.ckpt").is_file() and (run / "metrics.json").is_file():
         return run
     from bamir.train import train
-    from tests.conftest import compose_config
+    from tests.helpers.compose import compose_config
 
     store = tiny_store(base)
     cfg = compose_config("train", base / "train", [

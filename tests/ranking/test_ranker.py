@@ -102,7 +102,7 @@ def planted_model(planted_store, tmp_path_factory):
     from omegaconf import open_dict
 
     from bamir.train import build_data, build_model
-    from tests.conftest import compose_config
+    from tests.helpers.compose import compose_config
 
     root = tmp_path_factory.mktemp("rank_model")
     cfg = compose_config("train", root)

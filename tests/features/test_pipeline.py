@@ -11,7 +11,8 @@ import torch
 from bamir.features.image.encoders import ObjectEncoder
 from bamir.features.pipeline import ensure_features, prepare
 from bamir.store import FeatureStore
-from prep_fixtures import make_raw, tiny_stages
+from tests.helpers.prep import make_raw, tiny_stages
+from tests.helpers.paths import REPO
 
 CHEAP = tiny_stages(scene=None)  # the scene encoder is covered in test_image.py
 
@@ -86,12 +87,11 @@ def test_processes_preparing_one_store_take_turns(raw_root, tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    script = ("import json, sys; from bamir.features.pipeline import prepare; from prep_fixtures import tiny_stages; "
+    script = ("import json, sys; from bamir.features.pipeline import prepare; from tests.helpers.prep import tiny_stages; "
               "report = {}; prepare(sys.argv[1], sys.argv[2], tiny_stages(scene=None), progress=False, report=report); "
               "print('REPORT', json.dumps({k: v['status'] for k, v in report.items()}))")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     store = tmp_path / "store"
     jobs = [subprocess.Popen([sys.executable, "-c", script, str(raw_root), str(store)], env=env, text=True,
@@ -180,9 +180,8 @@ def test_hydra_app_and_ensure_features(raw_root, tmp_path):
     from hydra import compose, initialize_config_dir
 
     from bamir.cli.prepare import run
-    from pathlib import Path
 
-    conf = Path(__file__).resolve().parents[1] / "conf"
+    conf = REPO / "conf"
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         cfg = compose("prepare", overrides=[
             f"raw_root={raw_root}", f"store_root={tmp_path / 'store'}", "progress=false",

@@ -13,7 +13,7 @@ from omegaconf import open_dict
 
 from bamir.ranking.app import rank
 from bamir.ranking import UnknownNameError
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
 
 BASE = ["dataset=planted_tiny", "search.device=cpu"]
 

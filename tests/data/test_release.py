@@ -14,19 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+from tests.helpers.release import ReleaseFixture, write_release_fixture
 
-from release_fixture import ReleaseFixture, write_release_fixture  # noqa: E402
-
-from bamir.data.release import (  # noqa: E402
+from bamir.data.release import (
     TRIPLET_FILE,
     ReleaseError,
     import_release,
     infer_categories,
     read_release,
 )
-from bamir.data.safe_pickle import UnsafePickleError, load_plain_pickle, loads_plain_pickle  # noqa: E402
-from bamir.store import FeatureStore  # noqa: E402
+from bamir.data.safe_pickle import UnsafePickleError, load_plain_pickle, loads_plain_pickle
+from bamir.store import FeatureStore
 
 #: A real copy of the published release, for test_real_release: the path of its
 #: ``train_test_split`` folder (docs/release.md section 8). Unset: that test is skipped.

@@ -210,7 +210,7 @@ def test_config_merging():
 
 def _compose(overrides):
     GlobalHydra.instance().clear()
-    with initialize(version_base="1.3", config_path="../conf"):
+    with initialize(version_base="1.3", config_path="../../conf"):
         return compose(config_name="synthesize", overrides=overrides)
 
 

@@ -14,7 +14,8 @@ from bamir.features.image import ObjectStage, SceneStage
 from bamir.features.image.decoding import CORRUPT, MISSING, OK, decode_bytes, resize_crop
 from bamir.features.image.encoders import ObjectEncoder, SceneEncoder
 from bamir.features.image.pooling import Pool
-from prep_fixtures import CORRUPT_POST, MISSING_POST, TRUNCATED_POST, make_raw, tiny_stages
+from tests.helpers.prep import CORRUPT_POST, MISSING_POST, TRUNCATED_POST, make_raw, tiny_stages
+from tests.helpers.paths import REPO
 
 TINY_OBJECT = dict(model="test_resnet", image_size=32, batch_size=8, num_workers=0, device="cpu")
 TINY_SCENE = {k: v for k, v in tiny_stages()["scene"].items() if k not in ("_target_", "shard_size")}
@@ -161,9 +162,8 @@ def test_gpu_check_script_runs_its_decoding_path_on_the_cpu(tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = REPO
     figures = tmp_path / "check.json"
     done = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--amp", "bf16",
                            "--images", "4", "--json", str(figures)], capture_output=True, text=True, timeout=600,

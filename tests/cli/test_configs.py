@@ -1,14 +1,14 @@
 """Every config composes and instantiates; model=bamir_paper carries the published settings."""
 
-from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
+from tests.helpers.paths import REPO
 
-CONF = Path(__file__).parents[1] / "conf"
+CONF = REPO / "conf"
 
 
 def _options(group):

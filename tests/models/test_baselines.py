@@ -17,7 +17,7 @@ from bamir.models.sbr import SBR
 from bamir.samplers import TrainingData
 from bamir.store import FeatureStore
 from bamir.train import train
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
 
 MODELS = ["random", "popularity", "sbr", "cosine_topic", "mir", "oracle", "feature_ceiling", "bamir_all_small"]
 

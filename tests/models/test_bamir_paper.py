@@ -20,7 +20,7 @@ from torch import nn
 
 from bamir.samplers import TrainingData
 from bamir.train import evaluate, train
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
 
 # the release's input sizes: LDA topics, ResNet-101 objects (1000) + UperNet scenes (365), node2vec concepts
 PUBLISHED_DIMS = {"topic": 19, "object": 1000, "scene": 365, "concept": 128}

@@ -25,8 +25,8 @@ from bamir.features.hashtags import extract_hashtags, extract_mentions
 from bamir.features.image.stage import _image_index
 from bamir.features.text import preprocess, tokenize
 from bamir.report_html import Thumbnails
-from prep_fixtures import make_raw, tiny_stages
-from release_fixture import write_release_fixture
+from tests.helpers.prep import make_raw, tiny_stages
+from tests.helpers.release import write_release_fixture
 
 # ------------------------------------------------------------------ hostile texts (linear time)
 MILLION = 1_000_000

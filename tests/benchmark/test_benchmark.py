@@ -5,7 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +15,8 @@ from bamir.benchmark import (METRICS, RunScores, brand_statistics, bootstrap_ind
                              metric_samples, run_benchmark, run_specs, summarise)
 from bamir.metrics import ranking_metrics
 from bamir.store import FeatureStore
-from tests.conftest import compose_config
+from tests.helpers.compose import compose_config
+from tests.helpers.paths import REPO
 
 
 def _matrix(n_brands, n_cand=60, signal=1.0, seed=0, ties=False):
@@ -156,7 +156,7 @@ def test_unavailable_models_are_skipped_and_override_sets_become_rows(tmp_path, 
     assert FeatureStore(store_dir).manifest.get("extras") == {}
 
 
-CONF = Path(__file__).parents[1] / "conf"
+CONF = REPO / "conf"
 
 
 @pytest.mark.parametrize("suite", sorted(p.stem for p in (CONF / "suite").glob("*.yaml")))

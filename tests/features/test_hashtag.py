@@ -10,7 +10,7 @@ from bamir.data.schema import RawDataset
 from bamir.features.common import train_accounts
 from bamir.features.hashtag import HashtagStage, load_hashtag_model
 from bamir.features.hashtags import count_hashtags, parse_captions
-from prep_fixtures import make_raw
+from tests.helpers.prep import make_raw
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,1 @@
+"""What tests share: fixtures' data builders, composed configs, the W&B record reader, repository paths."""
