@@ -1,5 +1,6 @@
 """Residual cosine ranker: shapes, the cosine baseline at initialisation, the hubness term, the losses."""
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -108,32 +109,20 @@ def test_bad_settings_are_refused():
         ResidualCosine({"hashtag": 3})
 
 
-def test_training_on_the_planted_store_lowers_the_loss(cfg_train):
+def test_training_on_the_planted_store_lowers_the_loss(tmp_path, shared_data):
     """A short bamir-train run on the planted store: the epoch loss falls and the test split is scored."""
     from omegaconf import open_dict
 
     from bamir.train import train
+    from tests.helpers.compose import FAST_OVERRIDES, compose_config
 
-    from hydra import compose, initialize
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize(version_base="1.3", config_path="../conf"):
-        model_cfg = compose(config_name="train", overrides=["model=residual_cosine"])
-    GlobalHydra.instance().clear()
-    with open_dict(cfg_train):
-        cfg_train.model = model_cfg.model
-        cfg_train.sampler = model_cfg.sampler
-        cfg_train.model.cosine = ["topic", "concept"]
-        cfg_train.model.hub_k = 5
-        cfg_train.model.optimizer.lr = 0.01
-        cfg_train.trainer.max_epochs = 3
-        cfg_train.test = True
-    metrics = train(cfg_train)
+    fast = [o for o in FAST_OVERRIDES if not o.startswith(("model=", "trainer.max_epochs="))]
+    cfg = compose_config("train", tmp_path, [*fast, "model=residual_cosine", "model.hub_k=5", "model.optimizer.lr=0.01",
+                                             "trainer.max_epochs=3"], fast=False)
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(shared_data)
+    metrics = train(cfg)
     assert 0.0 <= metrics["test/auc_global"] <= 1.0
-    import pandas as pd
-    from pathlib import Path
-
-    csv = next(Path(cfg_train.paths.output_dir).rglob("metrics.csv"))
+    csv = next((tmp_path / "run").rglob("metrics.csv"))
     losses = pd.read_csv(csv)["train/loss"].dropna().tolist()
     assert len(losses) == 3 and losses[-1] < losses[0]
