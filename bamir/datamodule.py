@@ -362,6 +362,7 @@ class RankingDataModule(L.LightningDataModule):
         self.val_split = self._eval_split(val_brands, None) if len(val_brands) else None
         self.test_split = self._eval_split(test_brands, test_candidates) if len(test_brands) else None
 
+        self._training_rows = torch.unique(torch.cat([self.train_data.brands, self.train_data.pool]))
         self.features, self.present = self._load_features(store)
         self.feature_stats = self._standardization()
         self._fill_missing()
@@ -408,8 +409,7 @@ class RankingDataModule(L.LightningDataModule):
 
     def _fit_rows(self, name: str) -> Tensor:
         """The training accounts (fitting brands and negative pool) that have modality ``name``."""
-        rows = torch.unique(torch.cat([self.train_data.brands, self.train_data.pool]))
-        return rows[self.present[name][rows]]
+        return self._training_rows[self.present[name][self._training_rows]]
 
     def _fill_missing(self) -> None:
         """Give every account lacking a served modality its neutral vector (:attr:`neutral`, store space):
@@ -481,8 +481,6 @@ class RankingDataModule(L.LightningDataModule):
             if split is not None:
                 needed[split.brands] = True
                 needed[split.candidates] = True
-        fit = torch.zeros_like(needed)
-        fit[self.train_data.brands] = fit[self.train_data.pool] = True
         features, present = {}, {}
         self.missing_counts: dict[str, int] = {}
         self.dropped: list[str] = []
@@ -493,7 +491,7 @@ class RankingDataModule(L.LightningDataModule):
                 log.info("modality %r: %d accounts the model encodes lack it; left out (data.missing=drop)", name, lacking)
                 self.dropped.append(name)
                 continue
-            if lacking and not (fit & modality.present).any():
+            if lacking and not modality.present[self._training_rows].any():
                 raise StoreError(f"{store.root}: modality {name!r} is present for none of the training accounts, so "
                                  "it has no neutral vector; leave it out with data.modalities or data.missing=drop")
             if lacking:

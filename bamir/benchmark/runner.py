@@ -72,8 +72,9 @@ def sweep_specs(name: str, names: list[str] | None = None) -> list[RunSpec]:
     if not grid:
         raise ValueError(f"sweep={name}: conf/hparams_search/{name}.yaml has no hydra.sweeper.params grid")
     parser = OverridesParser.create()
-    axes = {key: list(parser.parse_override(f"{key}={value}").sweep_string_iterator()) if "," in str(value)
-            else [str(value)] for key, value in grid.items() if key != "seed"}
+    parsed = {key: parser.parse_override(f"{key}={value}") for key, value in grid.items() if key != "seed"}
+    axes = {key: list(o.sweep_string_iterator()) if o.is_sweep_override() else [str(o.value())]
+            for key, o in parsed.items()}
     defaults = [d for d in OmegaConf.to_container(sweep).get("defaults", []) if isinstance(d, dict)]
     default_model = next((str(v) for d in defaults for k, v in d.items() if k.split() == ["override", "/model"]), None)
     points = [dict(zip(axes, values)) for values in itertools.product(*axes.values())]

@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 
 from bamir.data.schema import RawDataset
-from bamir.features.base import StageOutput
+from bamir.features.base import RefitNeeded, StageOutput
 from bamir.features.common import frame_hash
 from bamir.features.hashtags import extract_mentions
 
@@ -160,8 +160,6 @@ class InteractionStage:
         """The new accounts' raw statistics, mentions resolved against the store's accounts too (a held-out
         brand of the store's split stays held out, as at preparation time), standardised with the saved
         training mean and sd."""
-        from bamir.features.base import RefitNeeded
-
         known = store.accounts[["account_id", "username", "kind"]].copy()
         known["followers"] = 0
         combined = pd.concat([raw.accounts[["account_id", "username", "kind", "followers"]], known], ignore_index=True)

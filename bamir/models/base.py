@@ -87,7 +87,7 @@ class RankingModule(L.LightningModule):
     def attach_data(self, datamodule) -> None:
         """Take what the ranker reads from a set-up :class:`~bamir.datamodule.RankingDataModule` besides the
         feature matrices (its store, its training pairs); nothing by default. Called under a Trainer
-        (:meth:`setup`) and when a checkpoint is loaded (:func:`load_checkpoint`)."""
+        (:meth:`setup`) and when a checkpoint is loaded (:func:`bamir.checkpoints.load_checkpoint`)."""
 
     def setup(self, stage: str | None = None) -> None:
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
