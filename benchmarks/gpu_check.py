@@ -27,11 +27,12 @@ from PIL import Image
 
 from bamir.features.image.decoding import OK
 from bamir.features.image.encoders import ObjectEncoder, SceneEncoder
+from bamir.features.settings import ObjectSettings, SceneSettings
 from image_throughput import write_jpegs
 
 ENCODERS = {
-    "object": (ObjectEncoder, {"model": "resnet18"}),
-    "scene": (SceneEncoder, {"backbone": "resnet18", "decoder_hidden_size": 64}),
+    "object": (ObjectEncoder, ObjectSettings, {"model": "resnet18"}),
+    "scene": (SceneEncoder, SceneSettings, {"backbone": "resnet18", "decoder_hidden_size": 64}),
 }
 
 
@@ -47,10 +48,10 @@ def sample_files(folder: Path, count: int, size: int) -> list[Path]:
     return [*paths, png, corrupt, truncated, folder / "missing.jpg"]
 
 
-def encode(kind: str, paths: list[Path], image_size: int, **settings) -> tuple[torch.Tensor, torch.Tensor]:
+def encode(kind: str, paths: list[Path], image_size: int, device: str, **settings) -> tuple[torch.Tensor, torch.Tensor]:
     """Distributions [N, C] (float32, CPU) and statuses [N] of ``paths``."""
-    cls, arguments = ENCODERS[kind]
-    encoder = cls(**arguments, image_size=image_size, batch_size=16, seed=0, **settings)
+    cls, settings_cls, arguments = ENCODERS[kind]
+    encoder = cls(settings_cls(**arguments, image_size=image_size, batch_size=16, seed=0, **settings), device=device)
     probs = torch.zeros(len(paths), encoder.num_classes)
     status = torch.full((len(paths),), -1, dtype=torch.long)
     for index, batch, batch_status in encoder.encode_files(paths):

@@ -30,6 +30,7 @@ import torch
 from PIL import Image
 
 from bamir.features.image.encoders import ObjectEncoder, SceneEncoder
+from bamir.features.settings import ObjectSettings, SceneSettings
 
 
 def write_jpegs(folder: Path, count: int, size: int, seed: int = 0) -> list[Path]:
@@ -76,13 +77,14 @@ def main() -> None:
     args = parser.parse_args()
 
     workers = args.workers if args.workers == "auto" else int(args.workers)
-    common = dict(image_size=args.image_size, batch_size=args.batch_size, num_workers=workers, device=args.device,
-                  decode=args.decode, compile=args.compile)
+    common = dict(image_size=args.image_size, batch_size=args.batch_size, num_workers=workers, decode=args.decode,
+                  compile=args.compile)
     if args.scene:
-        encoder = SceneEncoder(backbone=args.backbone, decoder_hidden_size=args.decoder_hidden, **common)
+        encoder = SceneEncoder(SceneSettings(backbone=args.backbone, decoder_hidden_size=args.decoder_hidden, **common),
+                               device=args.device)
         label = f"UperNet-{args.backbone}/{args.decoder_hidden} (365 classes, areas at 1/4 res)"
     else:
-        encoder = ObjectEncoder(model=args.model, **common)
+        encoder = ObjectEncoder(ObjectSettings(model=args.model, **common), device=args.device)
         label = args.model
     encoder.prepare_model()
     device = encoder.device

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -40,6 +40,7 @@ from bamir.data.schema import RawDataset
 from bamir.features.base import StageOutput
 from bamir.features.common import frame_hash
 from bamir.features.hashtags import HashtagFilter, count_hashtags, parse_captions
+from bamir.features.settings import HashtagSettings
 
 log = logging.getLogger(__name__)
 
@@ -110,22 +111,11 @@ class HashtagStage:
     modalities = ("hashtag",)
     fitted = True
 
-    def __init__(self, dim: int = 64, min_df: int = 2, max_df: float = 1.0, max_features: int = 50_000,
-                 sublinear_tf: bool = True, normalize: bool = True, seed: int = 0,
-                 spam: Mapping[str, Any] | None = None):
-        self.dim = int(dim)
-        self.min_df = int(min_df)
-        self.max_df = float(max_df)
-        self.max_features = int(max_features)
-        self.sublinear_tf = sublinear_tf
-        self.normalize = normalize
-        self.seed = int(seed)
-        self.spam = dict(spam or {})
+    def __init__(self, **settings: Any):
+        self.settings = HashtagSettings(**settings)
 
     def config(self) -> dict[str, Any]:
-        return {"stage": "hashtag", "version": 1, "dim": self.dim, "min_df": self.min_df, "max_df": self.max_df,
-                "max_features": self.max_features, "sublinear_tf": self.sublinear_tf, "normalize": self.normalize,
-                "seed": self.seed, "spam": self.spam}
+        return {"stage": "hashtag", "version": 1, **asdict(self.settings)}
 
     def inputs_hash(self, raw: RawDataset) -> str:
         return frame_hash(raw.posts, ["account_id", "caption"])
@@ -134,21 +124,23 @@ class HashtagStage:
         """Fit filter, vocabulary, idf and SVD on the rows of ``counts`` where ``train`` is True."""
         from sklearn.decomposition import TruncatedSVD
 
+        s = self.settings
+
         train_counts = [counts[i] for i in np.flatnonzero(train)]
-        filt = HashtagFilter(**self.spam).fit({str(i): Counter(c) for i, c in enumerate(train_counts)})
+        filt = HashtagFilter(**s.spam).fit({str(i): Counter(c) for i, c in enumerate(train_counts)})
         df: Counter = Counter()
         for c in train_counts:
             df.update(t for t in c if not filt.is_spam(t))
         n = len(train_counts)
-        eligible = [(t, k) for t, k in df.items() if k >= self.min_df and k <= self.max_df * n]
+        eligible = [(t, k) for t, k in df.items() if k >= s.min_df and k <= s.max_df * n]
         eligible.sort(key=lambda tk: (-tk[1], tk[0]))
-        vocab = sorted(t for t, _ in eligible[: self.max_features])
+        vocab = sorted(t for t, _ in eligible[: s.max_features])
         idf = np.array([np.log((1 + n) / (1 + df[t])) + 1.0 for t in vocab], dtype=np.float64)
-        model = HashtagModel(filt, vocab, idf, np.zeros((0, len(vocab))), self.dim, self.sublinear_tf, self.normalize)
+        model = HashtagModel(filt, vocab, idf, np.zeros((0, len(vocab))), s.dim, s.sublinear_tf, s.normalize)
         x_train = model.tfidf([{t: k for t, k in c.items() if not filt.is_spam(t)} for c in train_counts])
-        k = min(self.dim, len(vocab) - 1, n - 1)
+        k = min(s.dim, len(vocab) - 1, n - 1)
         if k >= 1:
-            svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=7, random_state=self.seed)
+            svd = TruncatedSVD(n_components=k, algorithm="randomized", n_iter=7, random_state=s.seed)
             svd.fit(x_train)
             model.components = svd.components_.astype(np.float64)
         return model
@@ -170,7 +162,7 @@ class HashtagStage:
         model.save(workdir)
         features, present = model.transform_counts(counts)
         dropped = sum(1 for c in counts for t in c if model.filter.is_spam(t))
-        note = f"TF-IDF over {len(model.vocab)} training hashtags -> SVD {model.components.shape[0]} of {self.dim} dims"
+        note = f"TF-IDF over {len(model.vocab)} training hashtags -> SVD {model.components.shape[0]} of {self.settings.dim} dims"
         if model.components.shape[0] == 0:
             note += "; vocabulary too small for an SVD: all rows are zero"
             log.warning("hashtag: %s", note)

@@ -36,6 +36,7 @@ accounts** (saved as ``interaction_scaler.json`` in the stage's work folder).
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from bamir.data.schema import RawDataset
 from bamir.features.base import RefitNeeded, StageOutput
 from bamir.features.common import frame_hash
 from bamir.features.hashtags import extract_mentions
+from bamir.features.settings import InteractionSettings
 
 FEATURES = (
     "log_followers", "log_posts", "engagement", "engagement_sd", "likes_cv", "log_likes", "log_comments",
@@ -141,13 +143,11 @@ class InteractionStage:
     modalities = ("interaction",)
     fitted = True  # standardised on training accounts, mention edges depend on the split
 
-    def __init__(self, standardise: bool = True, clip: float | None = 5.0):
-        self.standardise = standardise
-        self.clip = clip
+    def __init__(self, **settings: Any):
+        self.settings = InteractionSettings(**settings)
 
     def config(self) -> dict[str, Any]:
-        return {"stage": "interaction", "version": 1, "features": list(FEATURES), "standardise": self.standardise,
-                "clip": self.clip}
+        return {"stage": "interaction", "version": 1, "features": list(FEATURES), **asdict(self.settings)}
 
     def inputs_hash(self, raw: RawDataset) -> str:
         return frame_hash(raw.accounts, ["account_id", "username", "kind", "followers"]) + frame_hash(
@@ -171,8 +171,9 @@ class InteractionStage:
         train = set(combined["account_id"].astype(str)) - heldout
         view = RawDataset(root=raw.root, info=raw.info, accounts=combined, posts=raw.posts, pairs=raw.pairs, splits={})
         values = raw_interaction_features(view, list(accounts), train)
+        settings = InteractionSettings(**{k: v for k, v in config.items() if k not in ("stage", "version", "features")})
         scaler_path = Path(workdir) / SCALER_FILE
-        if config.get("standardise", True):
+        if settings.standardise:
             if not scaler_path.is_file():
                 raise RefitNeeded(f"{scaler_path}: the interaction scaler is missing; rerun bamir-prepare")
             scaler = json.loads(scaler_path.read_text())
@@ -180,21 +181,21 @@ class InteractionStage:
                 raise RefitNeeded(f"{scaler_path}: fitted on features {scaler['features']}, the code now computes "
                                   f"{list(FEATURES)}; rerun bamir-prepare")
             values = (values - np.asarray(scaler["mean"])) / np.asarray(scaler["std"])
-            if config.get("clip"):
-                values = np.clip(values, -config["clip"], config["clip"])
+            if settings.clip:
+                values = np.clip(values, -settings.clip, settings.clip)
         return StageOutput(torch.from_numpy(values).float())
 
     def run(self, raw: RawDataset, accounts: list[str], train_accounts: set[str], workdir: Path) -> dict[str, StageOutput]:
         values = raw_interaction_features(raw, accounts, train_accounts)
         train = np.array([a in train_accounts for a in accounts])
-        if self.standardise:
+        if self.settings.standardise:
             ref = values[train] if train.any() else values
             mean = ref.mean(axis=0)
             std = ref.std(axis=0)
             std = np.where(std > 1e-12, std, 1.0)
             values = (values - mean) / std
-            if self.clip:
-                values = np.clip(values, -self.clip, self.clip)
+            if self.settings.clip:
+                values = np.clip(values, -self.settings.clip, self.settings.clip)
             Path(workdir).mkdir(parents=True, exist_ok=True)
             (Path(workdir) / SCALER_FILE).write_text(
                 json.dumps({"features": list(FEATURES), "mean": mean.tolist(), "std": std.tolist()}, indent=2)

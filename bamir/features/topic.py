@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -32,6 +32,7 @@ import torch
 from bamir.data.schema import RawDataset
 from bamir.features.base import StageOutput
 from bamir.features.common import frame_hash, joined_captions, resolve_workers
+from bamir.features.settings import TopicSettings
 from bamir.features.text import preprocess
 
 log = logging.getLogger(__name__)
@@ -40,32 +41,11 @@ MODEL_FILE = "lda.model"
 DICT_FILE = "lda.dict"
 
 
-@dataclass
-class LdaSettings:
-    """LDA settings. ``alpha``/``eta`` take gensim's values ("symmetric", "asymmetric",
-    "auto", a float); ``no_below``/``no_above``/``keep_n`` prune the dictionary on the
-    training documents (gensim ``filter_extremes``)."""
-
-    num_topics: int = 19
-    passes: int = 20
-    iterations: int = 400
-    chunksize: int = 2000
-    alpha: Any = "asymmetric"
-    eta: Any = "auto"
-    no_below: int = 2
-    no_above: float = 0.5
-    keep_n: int = 100_000
-    min_len: int = 3
-    lemmatise: bool = True
-    workers: Any = "auto"
-    random_state: int = 0
-
-
-def documents_to_terms(documents: Sequence[str], settings: LdaSettings) -> list[list[str]]:
+def documents_to_terms(documents: Sequence[str], settings: TopicSettings) -> list[list[str]]:
     return [preprocess(doc, lemmatise=settings.lemmatise, min_len=settings.min_len) for doc in documents]
 
 
-def fit_lda(train_terms: Sequence[Sequence[str]], settings: LdaSettings):
+def fit_lda(train_terms: Sequence[Sequence[str]], settings: TopicSettings):
     """Fit a dictionary and an LDA model on tokenised training documents."""
     from gensim.corpora import Dictionary
     from gensim.models import LdaModel, LdaMulticore
@@ -119,7 +99,7 @@ def _workers_from_forkserver() -> Iterator[None]:
 class TopicModel:
     """A fitted dictionary + LDA model that maps documents to topic distributions."""
 
-    def __init__(self, dictionary, lda, settings: LdaSettings):
+    def __init__(self, dictionary, lda, settings: TopicSettings):
         self.dictionary = dictionary
         self.lda = lda
         self.settings = settings
@@ -159,7 +139,7 @@ def load_topic_model(folder: str | Path) -> TopicModel:
     from gensim.models import LdaModel
 
     folder = Path(folder)
-    settings = LdaSettings(**json.loads((folder / "lda_settings.json").read_text()))
+    settings = TopicSettings(**json.loads((folder / "lda_settings.json").read_text()))
     return TopicModel(Dictionary.load(str(folder / DICT_FILE)), LdaModel.load(str(folder / MODEL_FILE)), settings)
 
 
@@ -178,7 +158,7 @@ class TopicStage:
         return StageOutput(model.transform_terms(terms), torch.tensor([len(t) > 0 for t in terms]))
 
     def __init__(self, **settings: Any):
-        self.settings = LdaSettings(**settings)
+        self.settings = TopicSettings(**settings)
 
     def config(self) -> dict[str, Any]:
         return {"stage": "topic", "version": 1, **asdict(self.settings)}

@@ -14,11 +14,20 @@ from bamir.features.image import ObjectStage, SceneStage
 from bamir.features.image.decoding import CORRUPT, MISSING, OK, decode_bytes, resize_crop
 from bamir.features.image.encoders import ObjectEncoder, SceneEncoder
 from bamir.features.image.pooling import Pool
+from bamir.features.settings import ObjectSettings, SceneSettings
 from tests.helpers.prep import CORRUPT_POST, MISSING_POST, TRUNCATED_POST, make_raw, tiny_stages
 from tests.helpers.paths import REPO
 
-TINY_OBJECT = dict(model="test_resnet", image_size=32, batch_size=8, num_workers=0, device="cpu")
+TINY_OBJECT = dict(model="test_resnet", image_size=32, batch_size=8, num_workers=0)
 TINY_SCENE = {k: v for k, v in tiny_stages()["scene"].items() if k not in ("_target_", "shard_size")}
+
+
+def _object(**settings) -> ObjectEncoder:
+    return ObjectEncoder(ObjectSettings(**{**TINY_OBJECT, **settings}), device="cpu")
+
+
+def _scene(**settings) -> SceneEncoder:
+    return SceneEncoder(SceneSettings(**{**TINY_SCENE, **settings}), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +79,7 @@ def test_object_encoder_statuses_and_device_decoding(raw, tmp_path):
     paths.append(raw.root / "images" / "b1_p0.png")
     results = {}
     for decode in ("worker", "device"):  # "device" is the GPU-decoding path, run here on the CPU
-        encoder = ObjectEncoder(**TINY_OBJECT, decode=decode)
+        encoder = _object(decode=decode)
         index, probs, status = next(encoder.encode_files(paths))
         assert index.tolist() == list(range(6))
         assert status.tolist() == [OK, MISSING, CORRUPT, CORRUPT, OK, OK]
@@ -86,18 +95,18 @@ def test_object_encoder_loads_local_weights(tmp_path):
 
     reference = timm.create_model("test_resnet", pretrained=False).eval()
     torch.save(reference.state_dict(), tmp_path / "w.pth")
-    encoder = ObjectEncoder(**TINY_OBJECT, weights=str(tmp_path / "w.pth"))
+    encoder = _object(weights=str(tmp_path / "w.pth"))
     x = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)
     with torch.inference_mode():
         expected = reference(encoder.normalise(x)).softmax(1)
     assert torch.allclose(encoder.run_model(x), expected, atol=1e-5)
     assert not encoder.random_weights
     with pytest.raises(FileNotFoundError):
-        ObjectEncoder(**TINY_OBJECT, weights=str(tmp_path / "none.pth")).prepare_model()
+        _object(weights=str(tmp_path / "none.pth")).prepare_model()
 
 
 def test_scene_areas_at_decoder_resolution(tmp_path):
-    encoder = SceneEncoder(**TINY_SCENE)
+    encoder = _scene()
     encoder.prepare_model()
     x = encoder.normalise(torch.randint(0, 255, (3, 3, 32, 32), dtype=torch.uint8))
     with torch.inference_mode():
@@ -111,7 +120,7 @@ def test_scene_areas_at_decoder_resolution(tmp_path):
     assert torch.all(hard * 64 == (hard * 64).round())  # shares of 8 x 8 decoder pixels
     # a saved checkpoint folder loads back as the same model
     encoder.model.save_pretrained(tmp_path / "upernet")
-    loaded = SceneEncoder(**{**TINY_SCENE, "weights": str(tmp_path / "upernet")})
+    loaded = _scene(weights=str(tmp_path / "upernet"))
     y = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)
     encoder.area = "soft"
     assert torch.allclose(loaded.run_model(y), encoder.run_model(y), atol=1e-5)

@@ -10,7 +10,8 @@ import torch
 
 from bamir.data.schema import RawDataset
 from bamir.features.common import train_accounts
-from bamir.features.topic import LdaSettings, TopicStage, documents_to_terms, fit_lda, load_topic_model
+from bamir.features.settings import TopicSettings
+from bamir.features.topic import TopicStage, documents_to_terms, fit_lda, load_topic_model
 from tests.helpers.prep import THEMES, make_raw
 
 FAST = dict(num_topics=3, passes=3, iterations=50, no_below=1, workers=1)
@@ -79,12 +80,12 @@ def test_multicore_is_used_with_several_workers_never_forked_from_this_process()
     """LdaMulticore's workers start from the fork server: forked from this process (which runs other
     threads, e.g. W&B's), a worker could inherit a held lock and hang the fit (seen in the suite)."""
     docs = [" ".join(THEMES[t][0].split() * 3) for t in ("food", "fashion", "travel") for _ in range(4)]
-    settings = LdaSettings(num_topics=3, passes=1, iterations=20, no_below=1, no_above=1.0, workers=2)
+    settings = TopicSettings(num_topics=3, passes=1, iterations=20, no_below=1, no_above=1.0, workers=2)
     before = len(_FORKS)
     _, model = fit_lda(documents_to_terms(docs, settings), settings)
     assert type(model).__name__ == "LdaMulticore"
     assert len(_FORKS) == before, "a worker was forked from the test process"
-    _, single = fit_lda(documents_to_terms(docs, settings), LdaSettings(**{**vars(settings), "workers": 1}))
+    _, single = fit_lda(documents_to_terms(docs, settings), TopicSettings(**{**vars(settings), "workers": 1}))
     assert type(single).__name__ == "LdaModel"
 
 
@@ -99,4 +100,4 @@ def test_config_hash_inputs_and_empty_vocabulary(raw):
     assert stage.inputs_hash(RawDataset(raw.root, raw.info, raw.accounts, raw.posts.assign(likes=0), raw.pairs,
                                         raw.splits)) == h
     with pytest.raises(ValueError, match="empty vocabulary"):
-        fit_lda([[]], LdaSettings(workers=1))
+        fit_lda([[]], TopicSettings(workers=1))

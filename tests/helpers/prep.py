@@ -104,7 +104,7 @@ def tiny_stages(**overrides) -> dict:
                    "batch_size": 8, "num_workers": 0, "shard_size": 5},
         "scene": {"_target_": "bamir.features.image.SceneStage", "backbone": "resnet18", "image_size": 32,
                   "backbone_overrides": {"depths": [1, 1, 1, 1], "hidden_sizes": [8, 16, 24, 32], "embedding_size": 8},
-                  "decoder_hidden_size": 16, "num_labels": 12, "batch_size": 8, "num_workers": 0, "device": "cpu",
+                  "decoder_hidden_size": 16, "num_labels": 12, "batch_size": 8, "num_workers": 0,
                   "shard_size": 5},
         "interaction": {"_target_": "bamir.features.interaction.InteractionStage"},
         "hashtag": {"_target_": "bamir.features.hashtag.HashtagStage", "dim": 4, "min_df": 1},

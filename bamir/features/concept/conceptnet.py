@@ -36,22 +36,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from bamir.features.settings import CONCEPTNET_RELATIONS
 from bamir.utils import atomic_write_bytes, stable_hash
 
 #: The config key that names the file; quoted by :class:`ConceptNetNotFound`.
 CONFIG_KEY = "features.concept.conceptnet_path"
 
-#: IsA / RelatedTo-style relations used to map words to concepts by default.
-DEFAULT_RELATIONS: tuple[str, ...] = (
-    "/r/IsA",
-    "/r/RelatedTo",
-    "/r/Synonym",
-    "/r/FormOf",
-    "/r/DerivedFrom",
-    "/r/HasContext",
-    "/r/PartOf",
-    "/r/UsedFor",
-)
 
 _INDEX_VERSION = 1
 _WEIGHT = re.compile(r'"weight"\s*:\s*([-+0-9.eE]+)')
@@ -106,7 +96,7 @@ def check_path(path: str | os.PathLike | None, hint: str = "") -> Path:
 
 def iter_assertions(
     path: str | os.PathLike,
-    relations: Iterable[str] = DEFAULT_RELATIONS,
+    relations: Iterable[str] = tuple(CONCEPTNET_RELATIONS),
     languages: Iterable[str] = ("en",),
     stats: dict[str, int] | None = None,
 ) -> Iterator[tuple[str, str, str, float]]:
@@ -185,7 +175,7 @@ class ConceptNetIndex:
     def from_assertions(
         cls,
         rows: Iterable[tuple[str, str, str, float]],
-        relations: Iterable[str] = DEFAULT_RELATIONS,
+        relations: Iterable[str] = tuple(CONCEPTNET_RELATIONS),
         languages: Iterable[str] = ("en",),
     ) -> "ConceptNetIndex":
         """Index already parsed ``(relation, start, end, weight)`` rows (self-loops dropped)."""
@@ -221,7 +211,7 @@ class ConceptNetIndex:
     def load(
         cls,
         path: str | os.PathLike | None,
-        relations: Iterable[str] = DEFAULT_RELATIONS,
+        relations: Iterable[str] = tuple(CONCEPTNET_RELATIONS),
         languages: Iterable[str] = ("en",),
         cache_dir: str | os.PathLike | None = None,
         use_cache: bool = True,

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-DEFAULT_MENTION_KINDS = ("brand-brand", "brand-influencer", "influencer-influencer")
+from bamir.features.settings import MENTION_KINDS
 
 
 def _kind_pair(a: str, b: str) -> str:
@@ -113,7 +113,7 @@ def mention_cooccurrence(
     weights: torch.Tensor,
     row_of: Mapping[str, int],
     kinds: Mapping[str, str],
-    allowed: Iterable[str] = DEFAULT_MENTION_KINDS,
+    allowed: Iterable[str] = tuple(MENTION_KINDS),
     top_k: int = 3,
 ) -> sp.csr_matrix:
     """``M + M^T`` with ``M = sum over mentions a -> b of K_a^T K_b`` (diagonal zeroed).

@@ -53,9 +53,9 @@ import scipy.sparse as sp
 import torch
 
 from bamir.features.concept.conceptnet import ConceptNetIndex, normalise_term
+from bamir.features.settings import CONCEPT_SOURCES
 from bamir.features.text import lemmatize, ngrams, preprocess
 
-SOURCES = ("biography", "business_category", "hashtags")
 
 
 def normalise_hashtag(tag: str) -> str:
@@ -303,12 +303,12 @@ def account_concept_weights(
     concepts = lexicon.concepts
     col = {c: i for i, c in enumerate(concepts)}
     n, k = len(accounts), len(concepts)
-    beta = {s: 1.0 for s in SOURCES}
+    beta = {s: 1.0 for s in CONCEPT_SOURCES}
     beta.update({s: float(w) for s, w in (source_weights or {}).items()})
-    unknown = set(beta) - set(SOURCES)
+    unknown = set(beta) - set(CONCEPT_SOURCES)
     if unknown:
-        raise ValueError(f"unknown concept sources {sorted(unknown)}: use {SOURCES}")
-    raw = {s: np.zeros((n, k), dtype=np.float64) for s in SOURCES}
+        raise ValueError(f"unknown concept sources {sorted(unknown)}: use {CONCEPT_SOURCES}")
+    raw = {s: np.zeros((n, k), dtype=np.float64) for s in CONCEPT_SOURCES}
     biographies = accounts["biography"].tolist() if "biography" in accounts else [""] * n
     categories = accounts["business_category"].tolist() if "business_category" in accounts else [""] * n
     cache: dict[str, Counter] = {}

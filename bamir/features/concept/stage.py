@@ -37,7 +37,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 import torch
@@ -46,16 +46,14 @@ from safetensors.torch import load_file, save_file
 from bamir.data.schema import CONCEPTNET_FILES, CONCEPTS_FILE, KNOWLEDGE_DIR, RELATED_HASHTAGS_FILE, RawDataset
 from bamir.features.base import StageOutput
 from bamir.features.common import frame_hash, resolve_device
-from bamir.features.concept.conceptnet import DEFAULT_RELATIONS, ConceptNetIndex, check_path, fingerprint
+from bamir.features.concept.conceptnet import ConceptNetIndex, check_path, fingerprint
 from bamir.features.concept.graph import (
-    DEFAULT_MENTION_KINDS,
     ConceptGraph,
     build_graph,
     hashtag_cooccurrence,
     mention_cooccurrence,
 )
 from bamir.features.concept.linking import (
-    SOURCES,
     ConceptLexicon,
     LinkResult,
     account_concept_weights,
@@ -66,6 +64,7 @@ from bamir.features.concept.linking import (
 )
 from bamir.features.concept.node2vec import CSRGraph, train_node2vec
 from bamir.features.hashtags import HashtagFilter, count_hashtags, parse_captions
+from bamir.features.settings import ConceptSettings
 from bamir.utils import atomic_write_json, stable_hash
 
 log = logging.getLogger(__name__)
@@ -191,125 +190,34 @@ class FittedConcepts:
 
 
 class ConceptStage:
-    """Feature stage for the ``concept`` modality (see the module docstring).
-
-    Args (all plain data; Hydra passes them from ``conf/features/concept``):
-        dim, walks_per_node, walk_length, window, p, q, epochs, negatives, objective,
-            steps, lr, batch_size: node2vec (:func:`.node2vec.train_node2vec`); published
-            128-d, 50 walks per node; walk length 80 and window 10 are node2vec's defaults.
-        source_weights: ``{biography, business_category, hashtags}`` -> beta (1 each).
-        normalise_sources: normalise each source's scores to sum 1 per account.
-        edge_factor: lexicon weight of a ConceptNet neighbour relative to an exact match.
-        hashtag_threshold: minimum hashtag co-occurrence of a kept concept pair (published 8).
-        hashtag_unit: "post" (hashtags of one caption co-occur) or "account".
-        mention_kinds, mention_top_k, mention_threshold: the mention part of the graph.
-        spam_max_share, spam_min_accounts, extra_spam: the hashtag spam filter.
-        related_source: "auto" (table when the file exists, else learned), "table", "learn".
-        related_top_k, related_min_count, related_min_npmi: learned related hashtags.
-        conceptnet_path, concepts_path, related_hashtags_path: knowledge files; None means
-            the raw dataset's ``knowledge/`` folder.
-        relations, languages: ConceptNet filter. use_conceptnet: False maps exact names only.
-        cache_dir: where the ConceptNet index cache goes (None: next to the file).
-        normalise_embeddings: L2-normalise concept embeddings before averaging.
-        missing: "zero" or "mean" vector for accounts without a concept.
-        seed, device: reproducibility and where node2vec runs.
-    """
+    """Feature stage for the ``concept`` modality (see the module docstring); keyword arguments
+    are :class:`~bamir.features.settings.ConceptSettings` (Hydra passes them from ``conf/features/concept``)."""
 
     modalities: tuple[str, ...] = ("concept",)
 
-    def __init__(
-        self,
-        dim: int = 128,
-        walks_per_node: int = 50,
-        walk_length: int = 80,
-        window: int = 10,
-        p: float = 1.0,
-        q: float = 1.0,
-        epochs: int = 1,
-        negatives: int = 5,
-        objective: str = "auto",
-        steps: int = 300,
-        lr: float | None = None,
-        batch_size: int = 4096,
-        source_weights: Mapping[str, float] | None = None,
-        normalise_sources: bool = True,
-        edge_factor: float = 0.5,
-        hashtag_threshold: float = 8,
-        hashtag_unit: str = "post",
-        mention_kinds: Iterable[str] = DEFAULT_MENTION_KINDS,
-        mention_top_k: int = 3,
-        mention_threshold: float = 1,
-        spam_max_share: float = 0.4,
-        spam_min_accounts: int = 20,
-        extra_spam: Iterable[str] = (),
-        related_source: str = "auto",
-        related_top_k: int = 10,
-        related_min_count: int = 3,
-        related_min_npmi: float = 0.3,
-        conceptnet_path: str | None = None,
-        concepts_path: str | None = None,
-        related_hashtags_path: str | None = None,
-        relations: Iterable[str] = DEFAULT_RELATIONS,
-        languages: Iterable[str] = ("en",),
-        use_conceptnet: bool = True,
-        cache_dir: str | None = None,
-        normalise_embeddings: bool = True,
-        missing: str = "zero",
-        seed: int = 0,
-        device: str = "cpu",
-    ):
-        weights = {s: 1.0 for s in SOURCES}
-        weights.update({str(k): float(v) for k, v in (_plain(source_weights) or {}).items()})
-        if set(weights) - set(SOURCES):
-            raise ValueError(f"source_weights: unknown sources {sorted(set(weights) - set(SOURCES))}, use {SOURCES}")
-        if hashtag_unit not in ("post", "account"):
-            raise ValueError("hashtag_unit must be 'post' or 'account'")
-        if related_source not in ("auto", "table", "learn"):
-            raise ValueError("related_source must be 'auto', 'table' or 'learn'")
-        if missing not in ("zero", "mean"):
-            raise ValueError("missing must be 'zero' or 'mean'")
-        self.settings: dict[str, Any] = dict(
-            dim=int(dim), walks_per_node=int(walks_per_node), walk_length=int(walk_length), window=int(window),
-            p=float(p), q=float(q), epochs=int(epochs), negatives=int(negatives), objective=str(objective),
-            steps=int(steps), lr=None if lr is None else float(lr), batch_size=int(batch_size),
-            source_weights=weights, normalise_sources=bool(normalise_sources), edge_factor=float(edge_factor),
-            hashtag_threshold=float(hashtag_threshold), hashtag_unit=hashtag_unit,
-            mention_kinds=sorted(str(k) for k in _plain(mention_kinds)), mention_top_k=int(mention_top_k),
-            mention_threshold=float(mention_threshold), spam_max_share=float(spam_max_share),
-            spam_min_accounts=int(spam_min_accounts), extra_spam=sorted(str(t) for t in _plain(extra_spam)),
-            related_source=related_source, related_top_k=int(related_top_k),
-            related_min_count=int(related_min_count), related_min_npmi=float(related_min_npmi),
-            conceptnet_path=None if conceptnet_path is None else str(conceptnet_path),
-            concepts_path=None if concepts_path is None else str(concepts_path),
-            related_hashtags_path=None if related_hashtags_path is None else str(related_hashtags_path),
-            relations=sorted(str(r) for r in _plain(relations)), languages=sorted(str(x) for x in _plain(languages)),
-            use_conceptnet=bool(use_conceptnet), normalise_embeddings=bool(normalise_embeddings),
-            missing=missing, seed=int(seed),
-        )
-        # where things run or are cached does not change the result: kept out of config()
-        self.cache_dir = cache_dir
-        self.device = device
+    def __init__(self, **settings: Any):
+        self.settings = ConceptSettings(**{k: _plain(v) for k, v in settings.items()})
         self.last_fit: FittedConcepts | None = None
 
     # ------------------------------------------------------------------ Stage protocol
     def config(self) -> dict[str, Any]:
-        return dict(self.settings)
+        return self.settings.result()
 
     def knowledge_paths(self, raw: RawDataset) -> dict[str, Path | None]:
         """Resolved knowledge files: configured paths, else the raw dataset's ``knowledge/``."""
         s, folder = self.settings, Path(raw.root) / KNOWLEDGE_DIR
-        conceptnet = Path(s["conceptnet_path"]) if s["conceptnet_path"] else None
+        conceptnet = Path(s.conceptnet_path) if s.conceptnet_path else None
         if conceptnet is None:
             conceptnet = next((folder / n for n in CONCEPTNET_FILES if (folder / n).is_file()), folder / CONCEPTNET_FILES[0])
-        concepts = Path(s["concepts_path"]) if s["concepts_path"] else folder / CONCEPTS_FILE
-        related = Path(s["related_hashtags_path"]) if s["related_hashtags_path"] else folder / RELATED_HASHTAGS_FILE
-        return {"conceptnet": conceptnet if s["use_conceptnet"] else None, "concepts": concepts, "related": related}
+        concepts = Path(s.concepts_path) if s.concepts_path else folder / CONCEPTS_FILE
+        related = Path(s.related_hashtags_path) if s.related_hashtags_path else folder / RELATED_HASHTAGS_FILE
+        return {"conceptnet": conceptnet if s.use_conceptnet else None, "concepts": concepts, "related": related}
 
     def inputs_hash(self, raw: RawDataset) -> str:
         paths = self.knowledge_paths(raw)
         files = {}
         for name, path in paths.items():
-            if name == "related" and self.settings["related_source"] == "learn":
+            if name == "related" and self.settings.related_source == "learn":
                 continue
             files[name] = fingerprint(path) if path is not None and path.is_file() else None
         return stable_hash(
@@ -392,12 +300,12 @@ class ConceptStage:
             )
         concepts = load_concepts(paths["concepts"])
         conceptnet = None
-        if s["use_conceptnet"]:
+        if s.use_conceptnet:
             check_path(paths["conceptnet"], hint=f"put one at <dataset>/{KNOWLEDGE_DIR}/{CONCEPTNET_FILES[0]}[.gz]")
             conceptnet = ConceptNetIndex.load(
-                paths["conceptnet"], s["relations"], s["languages"], cache_dir=self.cache_dir
+                paths["conceptnet"], s.relations, s.languages, cache_dir=s.cache_dir
             )
-        lexicon = ConceptLexicon.build(concepts, conceptnet, s["edge_factor"])
+        lexicon = ConceptLexicon.build(concepts, conceptnet, s.edge_factor)
         timings["knowledge"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -406,14 +314,14 @@ class ConceptStage:
         train_posts = parsed[parsed["account_id"].isin(train)]
         train_counts = count_hashtags(train_posts, sorted(train))
         spam = HashtagFilter(
-            max_account_share=s["spam_max_share"], min_accounts=s["spam_min_accounts"], extra=frozenset(s["extra_spam"])
+            max_account_share=s.spam_max_share, min_accounts=s.spam_min_accounts, extra=frozenset(s.extra_spam)
         ).fit(train_counts)
         train_counts, dropped = spam.filter_counts(train_counts)
         post_tags = [spam.filter_tags(tags) for tags in train_posts["hashtags"]]
         timings["hashtags"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        use_table = s["related_source"] == "table" or (s["related_source"] == "auto" and paths["related"].is_file())
+        use_table = s.related_source == "table" or (s.related_source == "auto" and paths["related"].is_file())
         if use_table:
             if not paths["related"].is_file():
                 raise FileNotFoundError(
@@ -424,21 +332,21 @@ class ConceptStage:
         table = raw.accounts.drop_duplicates("account_id")
         train_frame = table[table["account_id"].astype(str).isin(train)].reset_index(drop=True)
         if not use_table:
-            profile = account_concept_weights(train_frame, {}, lexicon, {}, {"hashtags": 0.0}, s["normalise_sources"])
+            profile = account_concept_weights(train_frame, {}, lexicon, {}, {"hashtags": 0.0}, s.normalise_sources)
             related = learn_related_hashtags(
                 post_tags, lexicon,
                 account_tags=[list(train_counts.get(a, ())) for a in train_frame["account_id"].astype(str)],
                 account_concepts=(profile.sources["biography"] + profile.sources["business_category"]).numpy(),
-                top_k=s["related_top_k"], min_count=s["related_min_count"], min_npmi=s["related_min_npmi"],
+                top_k=s.related_top_k, min_count=s.related_min_count, min_npmi=s.related_min_npmi,
             )
         link = account_concept_weights(
-            train_frame, train_counts, lexicon, related, s["source_weights"], s["normalise_sources"]
+            train_frame, train_counts, lexicon, related, s.source_weights, s.normalise_sources
         )
         timings["linking"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         vocab, rel = related_matrix(related, concepts)
-        if s["hashtag_unit"] == "post":
+        if s.hashtag_unit == "post":
             units: Iterable[Iterable[str]] = post_tags
         else:
             units = [list(c) for c in train_counts.values()]
@@ -452,8 +360,8 @@ class ConceptStage:
         ]
         kinds = dict(zip(train_frame["account_id"].astype(str), train_frame["kind"].astype(str)))
         row_of = {a: i for i, a in enumerate(train_frame["account_id"].astype(str))}
-        m = mention_cooccurrence(mentions, link.weights, row_of, kinds, s["mention_kinds"], s["mention_top_k"])
-        graph = build_graph(concepts, h, m, s["hashtag_threshold"], s["mention_threshold"])
+        m = mention_cooccurrence(mentions, link.weights, row_of, kinds, s.mention_kinds, s.mention_top_k)
+        graph = build_graph(concepts, h, m, s.hashtag_threshold, s.mention_threshold)
         timings["graph"] = time.perf_counter() - t0
 
         counts = {
@@ -473,18 +381,18 @@ class ConceptStage:
         }
         fitted = FittedConcepts(
             concepts=concepts, lexicon=lexicon, related=related, spam=spam, graph=graph,
-            source_weights=dict(s["source_weights"]), normalise_sources=s["normalise_sources"],
-            normalise_embeddings=s["normalise_embeddings"], missing=s["missing"],
+            source_weights=dict(s.source_weights), normalise_sources=s.normalise_sources,
+            normalise_embeddings=s.normalise_embeddings, missing=s.missing,
             related_source="table" if use_table else "learned", timings=timings, counts=counts,
         )
         if embed:
             t0 = time.perf_counter()
             csr = CSRGraph.from_edge_index(graph.edge_index, graph.edge_weight, num_nodes=len(concepts))
             result = train_node2vec(
-                csr, dim=s["dim"], walks_per_node=s["walks_per_node"], walk_length=s["walk_length"],
-                window=s["window"], p=s["p"], q=s["q"], epochs=s["epochs"], negatives=s["negatives"],
-                objective=s["objective"], steps=s["steps"], lr=s["lr"], batch_size=s["batch_size"],
-                seed=s["seed"], device=resolve_device(self.device),
+                csr, dim=s.dim, walks_per_node=s.walks_per_node, walk_length=s.walk_length,
+                window=s.window, p=s.p, q=s.q, epochs=s.epochs, negatives=s.negatives,
+                objective=s.objective, steps=s.steps, lr=s.lr, batch_size=s.batch_size,
+                seed=s.seed, device=resolve_device(s.device),
             )
             fitted.embedding = result.embedding
             timings["node2vec_walks"] = result.walk_seconds

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from bamir.features.common import resolve_device, resolve_workers
+from bamir.features.settings import ImageSettings, ObjectSettings, SceneSettings
 from bamir.features.image.decoding import CORRUPT, IMAGENET_MEAN, IMAGENET_STD, OK, ImageFiles, collate_images, is_jpeg, worker_init, decode_bytes, resize_crop
 
 class ImageEncoder:
@@ -25,32 +26,19 @@ class ImageEncoder:
     #: short name used in notes and logs
     kind = "image"
 
-    def __init__(
-        self,
-        *,
-        image_size: int,
-        batch_size: int = 64,
-        num_workers: int | str = "auto",
-        device: str | None = "auto",
-        decode: str = "auto",
-        amp: str | bool = "auto",
-        channels_last: str | bool = True,
-        compile: bool = False,
-        mean: Sequence[float] = IMAGENET_MEAN,
-        std: Sequence[float] = IMAGENET_STD,
-    ):
-        self.image_size = int(image_size)
-        self.batch_size = int(batch_size)
-        self.num_workers = resolve_workers(num_workers)
-        if decode not in ("auto", "worker", "device"):
-            raise ValueError(f"decode must be 'auto', 'worker' or 'device', got {decode!r}")
-        self._decode, self._amp = decode, amp
+    def __init__(self, settings: ImageSettings, device: str | None = "auto",
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+        self.settings = settings
+        self.image_size = int(settings.image_size)
+        self.batch_size = int(settings.batch_size)
+        self.num_workers = resolve_workers(settings.num_workers)
+        self._decode, self._amp = settings.decode, settings.amp
         self.device = resolve_device(device)
         self._resolve_for_device()
         # channels-last pays on CPUs too (oneDNN): ResNet-18 @64 px ran 5.8x and ResNet-101 @224 px
         # 4.4x faster here than contiguous NCHW; "auto" is kept as a synonym of True
-        self.channels_last = channels_last in (True, "auto")
-        self.compile = bool(compile)
+        self.channels_last = settings.channels_last in (True, "auto")
+        self.compile = bool(settings.compile)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.model: torch.nn.Module | None = None
@@ -189,20 +177,17 @@ class ObjectEncoder(ImageEncoder):
 
     kind = "object"
 
-    def __init__(self, model: str = "resnet101", weights: str | None = None, num_classes: int | None = None,
-                 seed: int = 0, **kwargs: Any):
+    def __init__(self, settings: ObjectSettings, device: str | None = "auto"):
         import timm
 
-        self.model_name = model
-        self.weights = weights
-        self.seed = seed
-        self._num_classes = num_classes
+        self.model_name = settings.model
+        self.weights = settings.weights
+        self.seed = settings.seed
+        self._num_classes = settings.num_classes
         # Resolve the preprocessing (mean/std) from the model's pretrained config, no weights loaded.
-        cfg = timm.models.get_pretrained_cfg(model) if hasattr(timm.models, "get_pretrained_cfg") else None
+        cfg = timm.models.get_pretrained_cfg(settings.model) if hasattr(timm.models, "get_pretrained_cfg") else None
         cfg = cfg.to_dict() if cfg is not None and hasattr(cfg, "to_dict") else {}
-        kwargs.setdefault("mean", tuple(cfg.get("mean", IMAGENET_MEAN)))
-        kwargs.setdefault("std", tuple(cfg.get("std", IMAGENET_STD)))
-        super().__init__(**kwargs)
+        super().__init__(settings, device, mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)))
 
     def build(self) -> torch.nn.Module:
         import timm
@@ -246,21 +231,17 @@ class SceneEncoder(ImageEncoder):
 
     kind = "scene"
 
-    def __init__(self, backbone: str = "resnet50", backbone_overrides: dict[str, Any] | None = None,
-                 num_labels: int = 365, decoder_hidden_size: int = 512, weights: str | None = None,
-                 area: str = "soft", seed: int = 0, **kwargs: Any):
-        if area not in ("soft", "hard"):
-            raise ValueError(f"scene area must be 'soft' or 'hard', got {area!r}")
-        if backbone not in SCENE_BACKBONES:
-            raise ValueError(f"scene backbone {backbone!r} unknown; choose one of {sorted(SCENE_BACKBONES)}")
-        self.backbone = backbone
-        self.backbone_overrides = dict(backbone_overrides or {})
-        self.num_labels = int(num_labels)
-        self.decoder_hidden_size = int(decoder_hidden_size)
-        self.weights = weights
-        self.area = area
-        self.seed = seed
-        super().__init__(**kwargs)
+    def __init__(self, settings: SceneSettings, device: str | None = "auto"):
+        if settings.backbone not in SCENE_BACKBONES:
+            raise ValueError(f"scene backbone {settings.backbone!r} unknown; choose one of {sorted(SCENE_BACKBONES)}")
+        self.backbone = settings.backbone
+        self.backbone_overrides = dict(settings.backbone_overrides or {})
+        self.num_labels = int(settings.num_labels)
+        self.decoder_hidden_size = int(settings.decoder_hidden_size)
+        self.weights = settings.weights
+        self.area = settings.area
+        self.seed = settings.seed
+        super().__init__(settings, device)
 
     def build(self) -> torch.nn.Module:
         import transformers

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-
 import torch
 
+from bamir.features.settings import POOLINGS
 
-POOLINGS = ("published", "mean", "max")
 
 class Pool:
     """Per-account pooling of per-post distributions (see the module docstring)."""

@@ -17,7 +17,7 @@ from bamir.features.base import StageOutput
 from bamir.features.extraction import device_trainer, extraction_trainer
 from bamir.utils import stable_hash
 from bamir.features.image.encoders import ImageEncoder, ObjectEncoder, SceneEncoder
-from bamir.features.image.pooling import POOLINGS
+from bamir.features.settings import ImageSettings, ObjectSettings, SceneSettings
 from bamir.features.image.shards import ImagePredictor, ImageShards, read_shard
 
 log = logging.getLogger(__name__)
@@ -48,38 +48,32 @@ class ImageStage:
     """Shared stage logic for :class:`ObjectStage` and :class:`SceneStage`: sharded, resumable,
     distributed over every device and node of the extraction Trainer (``bamir.features.extraction``).
 
-    Keyword arguments other than ``pooling``, ``threshold``, ``shard_size`` and
-    ``progress`` go to the encoder. Only settings that change the numbers (``_result_defaults``
-    of the subclass, plus pooling and threshold) enter :meth:`config` and so the staleness
-    hash; batch size, workers, devices, decoding place and autocast do not.
+    Keyword arguments are the subclass's settings (:class:`~bamir.features.settings.ObjectSettings`,
+    :class:`~bamir.features.settings.SceneSettings`). Only those that change the numbers (their
+    ``result()``, pooling and threshold) enter :meth:`config` and so the staleness hash; batch
+    size, workers, decoding place and autocast do not, nor the devices (the extraction Trainer's).
     """
 
     modalities: tuple[str, ...] = ()
     fitted = False  # nothing fitted: the split does not change the result
     distributed = True  # runs as a predict loop on every rank of the extraction Trainer
     encoder_cls: type[ImageEncoder] = ImageEncoder
-    _result_defaults: dict[str, Any] = {}
+    settings_cls: type[ImageSettings] = ImageSettings
 
-    def __init__(self, *, pooling: str = "published", threshold: float = 0.1, shard_size: int = 256,
-                 progress: bool = True, **encoder: Any):
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        self.pooling = pooling
-        self.threshold = float(threshold)
-        self.shard_size = int(shard_size)
+    def __init__(self, progress: bool = True, **settings: Any):
+        self.settings = self.settings_cls(**settings)
         self.progress = progress
-        self.encoder_args = {**self._result_defaults, **encoder}
         self._encoder: ImageEncoder | None = None
 
     @property
     def encoder(self) -> ImageEncoder:
         if self._encoder is None:
-            self._encoder = self.encoder_cls(**self.encoder_args)
+            self._encoder = self.encoder_cls(self.settings)
         return self._encoder
 
     def config(self) -> dict[str, Any]:
-        result = {k: self.encoder_args[k] for k in self._result_defaults}
-        return {"stage": self.modalities[0], "version": 1, "pooling": self.pooling, "threshold": self.threshold, **result}
+        s = self.settings
+        return {"stage": self.modalities[0], "version": 1, "pooling": s.pooling, "threshold": s.threshold, **s.result()}
 
     def inputs_hash(self, raw: RawDataset) -> str:
         """Hash of the post -> image table and each image file's size and mtime (not its bytes)."""
@@ -97,12 +91,12 @@ class ImageStage:
 
     def weights_note(self) -> str:
         """The plain-words statement of where the model's weights came from."""
-        args = self.encoder_args
-        what = args.get("model") or f"UperNet ({args.get('backbone')} backbone)"
-        if not args.get("weights"):
+        s = self.settings
+        what = getattr(s, "model", None) or f"UperNet ({getattr(s, 'backbone', None)} backbone)"
+        if not s.weights:
             return (f"{self.modalities[0]}: {what} with RANDOM-INITIALISED weights (no local checkpoint configured, "
                     f"weights: null); these features carry no pretrained semantics")
-        return f"{self.modalities[0]}: {what} with weights from {args['weights']}"
+        return f"{self.modalities[0]}: {what} with weights from {s.weights}"
 
     # ------------------------------------------------------------------ run
     @classmethod
@@ -121,16 +115,16 @@ class ImageStage:
         name = self.modalities[0]
         start = time.perf_counter()
         rows, paths, no_image = _image_index(raw, accounts)
-        shards = ImageShards(self.encoder, rows, paths, accounts, self.shard_size, Path(workdir) / "shards")
+        shards = ImageShards(self.encoder, rows, paths, accounts, self.settings.shard_size, Path(workdir) / "shards")
         note = self.weights_note()
-        if not self.encoder_args.get("weights"):
+        if not self.settings.weights:
             log.warning(note)
         trainer = trainer if trainer is not None else extraction_trainer(progress=self.progress)
         with warnings.catch_warnings():  # every shard finished already: an empty loader is expected
             warnings.filterwarnings("ignore", message=".*length of `DataLoader`.*zero.*")
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning's pytree use, newer torch
-            trainer.predict(ImagePredictor(self.encoder, self.pooling, self.threshold), datamodule=shards,
+            trainer.predict(ImagePredictor(self.encoder, self.settings.pooling, self.settings.threshold), datamodule=shards,
                             return_predictions=False)
         trainer.strategy.barrier(f"{name}-shards-written")
         if not trainer.is_global_zero:
@@ -159,7 +153,7 @@ class ImageStage:
         uniform = counts.get("accounts_uniform", 0)
         if uniform:
             text = (f"{uniform} of {counts['accounts_present']} accounts had no class above the threshold "
-                    f"{self.threshold} in any image: published pooling gives them all the same uniform vector")
+                    f"{self.settings.threshold} in any image: published pooling gives them all the same uniform vector")
             log.warning("%s: %s", name, text)
             note = f"{note}; {text}"
         log.info("%s: %d accounts, %d/%d images used, skipped %s (%.1fs)", name, n, counts["images_ok"],
@@ -170,31 +164,18 @@ class ImageStage:
 
 
 class ObjectStage(ImageStage):
-    """The ``object`` modality: timm classifier probabilities pooled per account.
-
-    Args: ``model`` (timm name, default ``resnet101``), ``weights`` (local checkpoint file
-    or null), ``image_size``, ``pooling`` (published | mean | max), ``threshold``,
-    ``batch_size``, ``num_workers``, ``decode`` (auto | worker | device), ``amp``,
-    ``channels_last``, ``compile``, ``shard_size``, ``seed``. The devices are the
-    extraction Trainer's (``features.extraction``).
-    """
+    """The ``object`` modality: timm classifier probabilities pooled per account
+    (settings: :class:`~bamir.features.settings.ObjectSettings`)."""
 
     modalities = ("object",)
     encoder_cls = ObjectEncoder
-    _result_defaults = {"model": "resnet101", "weights": None, "num_classes": None, "image_size": 224, "seed": 0}
+    settings_cls = ObjectSettings
 
 
 class SceneStage(ImageStage):
-    """The ``scene`` modality: UperNet class areas pooled per account.
-
-    Args: ``backbone`` (resnet50 | resnet101 | resnet18 | convnext-tiny | convnext-small),
-    ``backbone_overrides`` (dict passed to the backbone config), ``num_labels`` (365),
-    ``decoder_hidden_size``, ``weights`` (local ``save_pretrained`` folder or null),
-    ``area`` (soft | hard), ``image_size`` and the loader/device options of
-    :class:`ObjectStage`.
-    """
+    """The ``scene`` modality: UperNet class areas pooled per account
+    (settings: :class:`~bamir.features.settings.SceneSettings`)."""
 
     modalities = ("scene",)
     encoder_cls = SceneEncoder
-    _result_defaults = {"backbone": "resnet50", "backbone_overrides": {}, "num_labels": 365, "decoder_hidden_size": 512,
-                        "weights": None, "area": "soft", "image_size": 256, "seed": 0}
+    settings_cls = SceneSettings
