@@ -58,7 +58,8 @@ class MirModel(RankingModule):
         rank: ``r`` of the low-rank bilinear pooling (None: ``embed_dim``).
         dropout: between MLP layers.
         standardize: z-score each input column with its mean and sd over all accounts of the store
-            (label-free). The store's simplex features (topic, object, scene) are tiny per column;
+            (label-free); the data module's own standardisation is off for MIR (``conf/model/mir.yaml``),
+            which it would only repeat. The store's simplex features (topic, object, scene) are tiny per column;
             unscaled, the bilinear fusion starts at a flat saddle near zero and SGD at lr 0.002
             does not leave it.
         l1: weight of the L1 penalty on all parameters.

@@ -184,6 +184,23 @@ def test_mir_standardisation_is_fitted_once_and_checkpointed():
     assert torch.allclose(fresh.mean_topic, extended["topic"].mean(0))
 
 
+def test_mir_z_scores_its_inputs_once_so_an_earlier_standardisation_changes_nothing(tmp_path):
+    """conf/model/mir.yaml turns the data module's standardisation off: MIR's own z-score (over all
+    accounts) undoes any per-column affine map, so standardising first would only repeat the work."""
+    dims = {"topic": 4, "object": 6}
+    raw = {k: 3 + 2 * torch.randn(12, d) for k, d in dims.items()}
+    shifted = {k: (x - x[:8].mean(0)) / x[:8].std(0) for k, x in raw.items()}  # z-scored on 8 "training" rows
+    scores = []
+    for features in (raw, shifted):
+        torch.manual_seed(0)
+        model = MirModel(dims, visual_hidden=[8, 6], embed_dim=5, dropout=0.0)
+        model.attach_features(features)
+        scores.append(model.eval().score_matrix(torch.arange(3), torch.arange(3, 12)))
+    assert torch.allclose(scores[0], scores[1], atol=1e-5)
+    cfg = compose_config("train", tmp_path, ["model=mir"])
+    assert cfg.model.standardize is True and cfg.data.standardize is False
+
+
 def test_mir_keeps_one_side_when_the_other_is_missing():
     model = _mir({"topic": 4})  # the release: no influencer image vectors
     assert list(model.inputs) == ["text"]
