@@ -7,7 +7,7 @@ dictionary (``filter_extremes`` as configured); they differ only in the LDA sett
 
 * ``gensim defaults``: ``LdaModel(corpus, num_topics, id2word)`` - 1 pass, 50 iterations,
   symmetric alpha, symmetric eta;
-* ``bamir``: :class:`bamir.features.topic.LdaSettings` as configured (conf/features/topic/lda.yaml).
+* ``bamir``: :class:`bamir.features.settings.TopicSettings` (the defaults conf/features/topic/lda.yaml extends).
 
 Reports c_v (sliding-window NPMI-based, higher is better, typically 0.3-0.7) and u_mass
 (document co-occurrence, closer to 0 is better), the mean and spread over seeds.
@@ -24,7 +24,8 @@ import time
 from gensim.models import CoherenceModel, LdaModel
 from gensim.test.utils import datapath
 
-from bamir.features.topic import LdaSettings, documents_to_terms, fit_lda
+from bamir.features.settings import TopicSettings
+from bamir.features.topic import documents_to_terms, fit_lda
 
 
 def coherence(model, texts, corpus, dictionary) -> dict[str, float]:
@@ -44,14 +45,14 @@ def main() -> None:
 
     with open(datapath("lee_background.cor"), encoding="utf8") as handle:
         documents = [line for line in handle if line.strip()]
-    base = LdaSettings(num_topics=args.topics, workers=1)
+    base = TopicSettings(num_topics=args.topics, workers=1)
     terms = documents_to_terms(documents, base)
     print(f"Lee background corpus: {len(documents)} documents, {sum(map(len, terms))} terms, {args.topics} topics")
 
     results: dict[str, list[dict[str, float]]] = {"gensim defaults": [], "bamir": []}
     seconds: dict[str, float] = {"gensim defaults": 0.0, "bamir": 0.0}
     for seed in args.seeds:
-        settings = LdaSettings(num_topics=args.topics, workers=1, random_state=seed)
+        settings = TopicSettings(num_topics=args.topics, workers=1, random_state=seed)
         t = time.perf_counter()
         dictionary, model = fit_lda(terms, settings)
         seconds["bamir"] += time.perf_counter() - t
@@ -71,7 +72,7 @@ def main() -> None:
         sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
         print(f"{name:<18}{statistics.mean(cv):>10.3f}{sd(cv):>8.3f}{statistics.mean(um):>13.3f}{sd(um):>11.3f}"
               f"{seconds[name] / len(args.seeds):>8.1f}")
-    print("bamir settings:", {k: v for k, v in vars(LdaSettings()).items() if k not in ("workers", "random_state")})
+    print("bamir settings:", {k: v for k, v in vars(TopicSettings()).items() if k not in ("workers", "random_state")})
 
 
 if __name__ == "__main__":
