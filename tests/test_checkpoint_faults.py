@@ -21,6 +21,7 @@ from bamir.checkpoints import CheckpointError
 from bamir.checkpoints import OtherStoreError
 from bamir.train import evaluate, train
 from tests.helpers.compose import FAST_OVERRIDES, compose_config
+from tests.helpers.metrics import assert_same_metrics
 from tests.helpers.paths import REPO
 
 ONE_EPOCH = ["trainer.max_epochs=1", "test=false"]
@@ -200,6 +201,4 @@ def test_sigterm_mid_epoch_stops_resumably_and_exits_non_zero(tmp_path, shared_d
     with open_dict(cfg):
         cfg.paths.data_dir = str(shared_data)
     straight = train(cfg)
-    for key, value in straight.items():
-        if key.startswith("val/") and value is not None:
-            assert resumed[key] == pytest.approx(value, abs=1e-5), key
+    assert_same_metrics(resumed, straight, prefix="val/")

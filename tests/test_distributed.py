@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from bamir.datamodule import EvalSplit
+from tests.helpers.metrics import assert_same_metrics
 
 
 def test_eval_shards_cover_every_brand_once():
@@ -75,9 +76,7 @@ def test_ddp_cpu_trains_and_evaluates_like_one_process(tmp_path, shared_data):
     ckpt = run / "checkpoints" / "last.ckpt"
     single, _ = _run("evaluate", [f"ckpt_path={ckpt}", "trainer=cpu", data], tmp_path)
     double, _ = _run("evaluate", [f"ckpt_path={ckpt}", "trainer=ddp_cpu", data], tmp_path)
-    for key, value in single.items():
-        if value is not None:
-            assert double[key] == pytest.approx(value, abs=1e-6), key
+    assert_same_metrics(double, single, tol=1e-6)
     assert double["test/n_queries"] == single["test/n_queries"], "each brand counted once"
 
 

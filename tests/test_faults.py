@@ -9,6 +9,7 @@ from omegaconf import open_dict
 from bamir.config import check_output_dir
 from bamir.store import StoreError
 from bamir.train import train
+from tests.helpers.metrics import assert_same_metrics
 
 
 def test_unwritable_output_folder_fails_before_any_work(cfg_train, tmp_path):
@@ -112,10 +113,8 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(tmp_path, shared_data,
     monkeypatch.setattr(runs, "build_trainer", lambda cfg, **kw: _with(build(cfg, **kw), RecordEpochs()))
     requeued = train(config("crashed"))
     assert epochs == [1, 2], "epoch 0 is not trained again"
-    for key, value in straight.items():
-        if key.startswith("val/") and value is not None:
-            assert resumed[key] == pytest.approx(value, abs=1e-5), key
-            assert requeued[key] == pytest.approx(value, abs=1e-5), key
+    assert_same_metrics(resumed, straight, prefix="val/")
+    assert_same_metrics(requeued, straight, prefix="val/")
 
 
 def _with(trainer, callback):

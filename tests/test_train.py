@@ -11,6 +11,7 @@ from omegaconf import open_dict
 
 from bamir.train import evaluate, train
 from tests.helpers.compose import compose_config
+from tests.helpers.metrics import assert_same_metrics
 
 METRICS = ("auc_global", "auc_brand", "auc_pairs", "cauc", "recall@10", "recall@50", "mrr", "map", "medr", "ndcg@10")
 
@@ -62,10 +63,7 @@ def test_resume_reaches_the_same_metrics(tmp_path, shared_data):
     straight, _ = run("straight", 4)
     _, first = run("first", 2)
     resumed, _ = run("resumed", 4, str(first / "checkpoints" / "last.ckpt"))
-    for m in METRICS[:-1]:
-        key = f"val/{m}"
-        if straight.get(key) is not None:
-            assert resumed[key] == pytest.approx(straight[key], abs=1e-5), key
+    assert_same_metrics(resumed, straight, [f"val/{m}" for m in METRICS[:-1]])
 
 
 def test_ckpt_last_finds_the_newest_run(tmp_path, shared_data):

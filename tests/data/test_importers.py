@@ -174,6 +174,21 @@ def test_read_pairs_aliases_and_tsv(tmp_path):
         read_pairs(pd.DataFrame({"brand": ["a"], "who": ["b"]}))
 
 
+def test_read_pairs_from_a_spreadsheet_sheet(tmp_path):
+    """The published pair lists are spreadsheets: a named sheet of an .xlsx reads like its CSV."""
+    rows = pd.DataFrame({"Brand": ["@velo", "velo", "glow"], "Influencer": ["anna", "bob", "cara"],
+                         "Score": ["0.5", "", "0.25"], "Rank": ["1", "2", "1"]})
+    path = tmp_path / "pairs.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"note": ["cover sheet"]}).to_excel(writer, sheet_name="about", index=False)
+        rows.to_excel(writer, sheet_name="pairs", index=False)
+    pairs = read_pairs(path, sheet="pairs")
+    assert pairs[["brand", "influencer"]].values.tolist() == [["velo", "anna"], ["velo", "bob"], ["glow", "cara"]]
+    assert pairs["score"].iloc[0] == 0.5 and np.isnan(pairs["score"].iloc[1]) and pairs["rank"].tolist() == [1, 2, 1]
+    with pytest.raises(ValueError, match="brand"):
+        read_pairs(path)  # the first sheet has no pair columns
+
+
 def test_import_pairs_unknown_names(download, tmp_path):
     src, _ = download
     out = import_instaloader(src, tmp_path / "ds", BRANDS)

@@ -34,11 +34,21 @@ def tiny_runs(tmp_path_factory, shared_data):
     return out
 
 
+#: the planted store's signal is in the features: every model that reads them beats chance
+READS_FEATURES = ["sbr", "cosine_topic", "mir", "oracle", "feature_ceiling", "bamir_all_small"]
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_trains_and_tests_on_the_planted_store(tiny_runs, name):
     metrics = tiny_runs[name]
-    for key in ("test/auc_global", "test/auc_brand", "test/mrr", "test/map", "test/medr", "test/ndcg@10"):
-        assert metrics[key] is not None and math.isfinite(metrics[key]), key
+    assert metrics["test/n_queries"] == 12 and metrics["test/n_queries_without_positives"] == 0
+    for key in ("test/auc_global", "test/auc_brand", "test/mrr", "test/map", "test/ndcg@10", "test/recall@10"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["test/recall@10"] <= metrics["test/recall@50"] and metrics["test/medr"] >= 1
+    chance = tiny_runs["random"]["test/auc_global"]
+    assert abs(chance - 0.5) < 0.1
+    if name in READS_FEATURES:
+        assert metrics["test/auc_global"] > chance + 0.05, name
 
 
 def test_the_oracle_beats_every_other_model(tiny_runs):

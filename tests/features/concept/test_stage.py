@@ -320,7 +320,7 @@ def test_mention_cooccurrence_kinds_and_top_k():
 
 
 def test_prepare_pipeline_writes_the_concept_modality(raw_root, tmp_path):
-    pipeline = pytest.importorskip("bamir.features.pipeline")
+    from bamir.features import pipeline
     from bamir.store import FeatureStore
 
     cfg = {"concept": {"_target_": "bamir.features.concept.stage.ConceptStage", **FAST,
