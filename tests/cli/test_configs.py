@@ -5,6 +5,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from bamir.models.base import RankingModule
 from tests.helpers.compose import compose_config
 from tests.helpers.paths import REPO
 
@@ -31,20 +32,28 @@ def test_every_sampler_instantiates(sampler, tmp_path):
 def test_every_model_instantiates(model, tmp_path):
     cfg = compose_config("train", tmp_path, [f"model={model}"])
     dims = {"topic": 19, "object": 8, "scene": 4, "concept": 16, "interaction": 6, "hashtag": 8}
-    instantiate(cfg.model, input_dims=dims)
+    built = instantiate(cfg.model, input_dims=dims)
+    assert isinstance(built, RankingModule)
+    assert set(built.requested_modalities) <= set(dims), built.requested_modalities
 
 
 @pytest.mark.parametrize("group", ["trainer", "logger", "callbacks", "dataset"])
 def test_every_option_of_the_plain_groups_composes(group, tmp_path):
+    import lightning as L
+    from lightning.pytorch.loggers import Logger
+
     for option in _options(group):
         cfg = compose_config("train", tmp_path, [f"{group}={option}"])
         if group == "trainer":
             if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
                 continue  # composes; instantiating needs a GPU
-            instantiate(cfg.trainer)
+            assert isinstance(instantiate(cfg.trainer), L.Trainer), option
         elif group in ("logger", "callbacks"):
-            for node in (cfg.get(group) or {}).values():
-                instantiate(node)
+            kind = Logger if group == "logger" else L.Callback
+            for name, node in (cfg.get(group) or {}).items():
+                assert isinstance(instantiate(node), kind), f"{option}: {name}"
+        else:  # a named store under the data folder
+            assert cfg.dataset.name and str(cfg.dataset.store).startswith(cfg.paths.data_dir), option
 
 
 @pytest.mark.parametrize("experiment", _options("experiment"))

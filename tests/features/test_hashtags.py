@@ -49,23 +49,31 @@ def test_extract_hashtags_non_text(value):
     assert extract_mentions(value) == []
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(codec=None, exclude_categories=())))
-def test_extract_never_crashes_any_text(text):
+def _well_formed(text) -> None:
+    """What every extraction returns: tags without '#', spaces or a missing letter; names not ending in '.';
+    no more tags than '#' signs (either width) in the text."""
     tags = extract_hashtags(text)
     for tag in tags:
         assert tag and not any(ch.isspace() for ch in tag)
         assert "#" not in tag and any(ch.isalpha() for ch in tag)
-    for name in extract_mentions(text):
-        assert name and not name.endswith(".")
+    assert len(tags) <= text.count("#") + text.count("＃")
+    names = extract_mentions(text)
+    for name in names:
+        assert name and not name.endswith(".") and not any(ch.isspace() for ch in name)
+    assert len(names) <= text.count("@") + text.count("＠")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=())))
+def test_extract_never_crashes_any_text(text):
+    _well_formed(text)
     tokenize(text)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(list("#＃@&_.!?👍❤️\u200d\ufe0f\u0301 aZé1ค्\n\t")), max_size=40).map("".join))
-def test_extract_never_crashes_tricky_alphabet(text):
-    assert isinstance(extract_hashtags(text), list)
-    assert isinstance(extract_mentions(text), list)
+def test_extract_is_well_formed_on_a_tricky_alphabet(text):
+    _well_formed(text)
 
 
 @settings(max_examples=200, deadline=None)
