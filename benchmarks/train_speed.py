@@ -2,9 +2,9 @@
 
 Ours: the Lightning loop, features held by the model, index batches from the data module.
 Naive (as the published code does it): a per-example ``Dataset`` returning feature tensors,
-``DataLoader`` default collate, a plain Python loop calling each encoder on brand, positive
-and negative separately. Same model (text + concept branches, published widths), same loss,
-same optimizer, same batch size.
+``DataLoader`` default collate, a plain Python loop calling each encoder on the brand once and on
+the positive and the negative separately. Same model (text + concept branches, published
+widths), same loss, same optimizer, same batch size.
 
     python benchmarks/train_speed.py                      # planted store with the release's dims
     python benchmarks/train_speed.py --store data/stores/release --sampler release
@@ -63,8 +63,9 @@ def naive_loop(model: BamirModel, rows, features, batch_size: int, steps: int, d
     done, start = 0, time.perf_counter()
     for batch in loader:
         bt, bc, pt, pc, nt, nc = (x.to(device, non_blocking=True) for x in batch)
-        s_t = [(enc_t(bt) * enc_t(x)).sum(-1) for x in (pt, nt)]
-        s_c = [(enc_c(bc) * enc_c(x)).sum(-1) for x in (pc, nc)]
+        brand_t, brand_c = enc_t(bt), enc_c(bc)  # the brand once per triplet, as the public code does
+        s_t = [(brand_t * enc_t(x)).sum(-1) for x in (pt, nt)]
+        s_c = [(brand_c * enc_c(x)).sum(-1) for x in (pc, nc)]
         loss = F.relu(4 - s_t[0] + s_t[1]).sum() + F.relu(2 - s_c[0] + s_c[1]).sum()
         loss = loss + F.softplus((s_t[1] + s_c[1]) - (s_t[0] + s_c[0])).sum()
         loss = loss + 0.001 * sum(p.abs().sum() for p in model.parameters())
