@@ -114,7 +114,11 @@ def _rank_all(where: Path, shared_data: Path, ckpt: Path, *overrides: str) -> di
     return result
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+#: the kinds the quick loop (-m "not slow") checks; the others run in the whole suite
+QUICK = ("bamir", "cosine")
+
+
+@pytest.mark.parametrize("kind", [k if k in QUICK else pytest.param(k, marks=pytest.mark.slow) for k in KINDS])
 def test_eval_and_rank_reproduce_training_from_the_checkpoint_alone(kind, trained, tmp_path, shared_data):
     expected, ckpt = trained(kind)
     assert set(TEST_METRICS) <= set(expected)
@@ -124,7 +128,8 @@ def test_eval_and_rank_reproduce_training_from_the_checkpoint_alone(kind, traine
     _assert_same(expected, _ranked_metrics(ranked, shared_data), "bamir-rank")
 
 
-@pytest.mark.parametrize("model", ["popularity", "random", "oracle", "feature_ceiling"])
+@pytest.mark.parametrize("model", ["random", *(pytest.param(m, marks=pytest.mark.slow)
+                                              for m in ("popularity", "oracle", "feature_ceiling"))])
 def test_every_unlearned_ranker_leaves_a_checkpoint_for_eval_and_rank(model, tmp_path, shared_data):
     cfg = compose_config("train", tmp_path / "train", [DATASET, *TRAINER, f"model={model}", "data.standardize=false"],
                          fast=False)

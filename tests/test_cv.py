@@ -143,6 +143,7 @@ def _app(name: str, root: Path, shared_data: Path, *overrides: str):
     return cfg
 
 
+@pytest.mark.slow
 def test_a_fold_checkpoint_evaluates_and_ranks_on_its_fold(tmp_path, shared_data, planted_store):
     fold = ["data.cv_folds=3", "data.cv_fold=1", "data.cv_seed=4"]
     metrics, ckpt = _train(tmp_path / "train", shared_data, "model=bamir_all_small", *fold)

@@ -105,6 +105,7 @@ def test_report_is_self_contained_and_complete(report):
     assert text.count('class="bar"') == n_rows
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(report, tmp_path):
     browser = _browser()
     check, console = _probe(browser, report, tmp_path)

@@ -76,6 +76,7 @@ _FORKS = []
 os.register_at_fork(before=lambda: _FORKS.append(threading.active_count()))
 
 
+@pytest.mark.slow
 def test_multicore_is_used_with_several_workers_never_forked_from_this_process():
     """LdaMulticore's workers start from the fork server: forked from this process (which runs other
     threads, e.g. W&B's), a worker could inherit a held lock and hang the fit (seen in the suite)."""
