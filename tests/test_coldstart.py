@@ -142,7 +142,7 @@ def test_new_rows_follow_the_data_modules_transform(chain):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["cosine", "sbr", "mir", "popularity", "random"])
+@pytest.mark.parametrize("kind", ["cosine", "sbr", "mir", "popularity", "random", "residual_cosine", "neighbour_cosine"])
 def test_every_ranker_kind_ranks_a_new_brand_through_the_interface(chain, kind, tmp_path):
     """Each ranker is trained (or fitted) on the tiny store, then ranks a known test brand and the same
     brand's posts as a new brand: cold start encodes the ranker's ``modalities`` with the fitted stages,
