@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from bamir.models.bamir import BamirModel
+from tests.helpers.training import fit_fixed_batch
 
 BRANCHES = {
     "content": {"fusion": "product", "margin": 4.0, "encoders": {
@@ -75,14 +76,8 @@ def test_listwise_loss_is_softmax_cross_entropy_over_the_group():
 
 def test_training_lowers_the_loss_on_a_fixed_batch():
     model = _model().train()
-    rows = torch.tensor([[0, 2, 3], [1, 4, 5], [0, 6, 7]])
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    first = model.loss(rows)["loss"].item()
-    for _ in range(50):
-        opt.zero_grad()
-        model.loss(rows)["loss"].backward()
-        opt.step()
-    assert model.loss(rows)["loss"].item() < first
+    first, last = fit_fixed_batch(model, torch.tensor([[0, 2, 3], [1, 4, 5], [0, 6, 7]]), 0.01, 50)
+    assert last < first
 
 
 def test_encoder_dropout_placement_and_init_options():

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from bamir.models.cosine import CosineBaseline
 from bamir.models.residual_cosine import ResidualCosine
+from tests.helpers.training import fit_fixed_batch
 
 DIMS = {"topic": 5, "concept": 7}
 BRANCHES = {"topic": {"inputs": ["topic"], "hidden": [8, 4]}, "concept": {"inputs": ["concept"], "hidden": [6]}}
@@ -87,14 +88,8 @@ def test_the_column_softmax_is_over_the_reference_brands():
                                     {"direction": "both", "hub_k": 2}])
 def test_training_lowers_the_loss_on_a_fixed_batch(kwargs):
     model = _model(cosine_weights="scalar", **kwargs).train()
-    rows = torch.tensor([[0, 6, 13], [1, 8, 12], [2, 10, 6], [3, 12, 9]])
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    first = model.loss(rows)["loss"].item()
-    for _ in range(30):
-        opt.zero_grad()
-        model.loss(rows)["loss"].backward()
-        opt.step()
-    assert model.loss(rows)["loss"].item() < first
+    first, last = fit_fixed_batch(model, torch.tensor([[0, 6, 13], [1, 8, 12], [2, 10, 6], [3, 12, 9]]), 0.05, 30)
+    assert last < first
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
