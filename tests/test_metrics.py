@@ -72,20 +72,25 @@ def _close(a, b, atol=ATOL):
     assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= atol, (a, b)
 
 
-@pytest.mark.parametrize("ties", [False, True])
-@pytest.mark.parametrize("seed", range(4))
-def test_auc_and_ap_match_sklearn(seed, ties):
-    scores, labels, hard = _random_case(seed, ties=ties)
-    scores = scores - 1.5  # negative and zero scores included
-    out = ranking_metrics(scores, labels, hard)
-    s, y = scores.numpy(), labels.numpy()
+def _assert_references(out, scores, labels, hard):
+    """``out`` (bamir's metrics of ``scores``) is sklearn's AUCs and AP and the brute-force loop's rest."""
+    s, y = scores.double().numpy(), labels.numpy()
     _close(out["auc_global"], roc_auc_score(y.ravel(), s.ravel()))
     _close(out["auc_brand"], np.mean([roc_auc_score(yi, si) for si, yi in zip(s, y)]))
     _close(out["map"], np.mean([average_precision_score(yi, si) for si, yi in zip(s, y)]))
     ref = _brute_force(scores, labels, hard)
     for key in ("auc_pairs", "cauc", "mrr", "medr", "recall@10", "recall@50"):
         _close(out[key], ref[key])
-    assert out["n_queries"] == len(s) and out["n_queries_without_positives"] == 0
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_auc_and_ap_match_sklearn(seed, ties):
+    scores, labels, hard = _random_case(seed, ties=ties)
+    scores = scores - 1.5  # negative and zero scores included
+    out = ranking_metrics(scores, labels, hard)
+    _assert_references(out, scores, labels, hard)
+    assert out["n_queries"] == len(scores) and out["n_queries_without_positives"] == 0
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -231,14 +236,7 @@ def test_low_precision_scores_follow_the_tie_rules_on_their_rounded_values():
     low = scores.bfloat16()
     rounded = low.double()
     assert rounded.unique().numel() < scores.unique().numel()  # ties were made
-    out = ranking_metrics(low, labels, hard)
-    s, y = rounded.numpy(), labels.numpy()
-    _close(out["auc_global"], roc_auc_score(y.ravel(), s.ravel()))
-    _close(out["auc_brand"], np.mean([roc_auc_score(yi, si) for si, yi in zip(s, y)]))
-    _close(out["map"], np.mean([average_precision_score(yi, si) for si, yi in zip(s, y)]))
-    ref = _brute_force(rounded, labels, hard)
-    for key in ("auc_pairs", "cauc", "mrr", "medr", "recall@10", "recall@50"):
-        _close(out[key], ref[key])
+    _assert_references(ranking_metrics(low, labels, hard), rounded, labels, hard)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
