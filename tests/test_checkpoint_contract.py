@@ -23,6 +23,7 @@ from bamir.metrics import ranking_metrics
 from bamir.samplers import UniformSampler
 from bamir.train import evaluate, train
 from tests.helpers.compose import compose_config
+from tests.helpers.metrics import assert_same_metrics
 
 DATASET = "dataset=planted_tiny"
 TRAINER = ["trainer=cpu", "logger=csv", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -95,14 +96,8 @@ def _ranked_metrics(result: dict, shared_data: Path) -> dict[str, float | None]:
 
 
 def _assert_same(expected: dict, got: dict, what: str) -> None:
-    for key in TEST_METRICS:
-        if key not in expected:
-            continue
-        want, have = expected[key], got.get(key)
-        if want is None:
-            assert have is None, f"{what}: {key} = {have}, training's is undefined"
-        else:
-            assert have == pytest.approx(want, abs=1e-6), f"{what}: {key}"
+    """``got`` (an app's metrics) is training's on every test metric training has, undefined ones included."""
+    assert_same_metrics(got, expected, [k for k in TEST_METRICS if k in expected], tol=1e-6, what=what)
 
 
 def _rank_all(where: Path, shared_data: Path, ckpt: Path, *overrides: str) -> dict:

@@ -1,14 +1,13 @@
 """Neighbour cosine ranker: the brand-neighbour transfer, its self-exclusion, brand-side-only image
 vectors, the factorisation, the residual cosine at initialisation, and a short training run."""
 
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
 from bamir.models.neighbour_cosine import NeighbourCosine
 from bamir.models.residual_cosine import ResidualCosine
-from tests.helpers.training import fit_fixed_batch
+from tests.helpers.training import fit_fixed_batch, planted_run
 
 DIMS = {"topic": 5, "concept": 7, "object": 6}
 GROUPS = {"image": {"similarity": ["object"], "k": 2, "temperature": 0.5},
@@ -153,18 +152,7 @@ def test_training_lowers_the_loss_and_moves_the_neighbour_weights():
 def test_training_on_the_planted_store(tmp_path, shared_data):
     """A short bamir-train run on the planted store (image vectors for every account there): the epoch
     loss falls and the test split is scored."""
-    from omegaconf import open_dict
-
-    from bamir.train import train
-    from tests.helpers.compose import FAST_OVERRIDES, compose_config
-
-    fast = [o for o in FAST_OVERRIDES if not o.startswith(("model=", "trainer.max_epochs="))]
-    cfg = compose_config("train", tmp_path, [*fast, "model=neighbour_cosine", "model.hub_k=5", "trainer.max_epochs=3",
-                                             "model.neighbours.image.k=3", "model.neighbours.text.k=3"], fast=False)
-    with open_dict(cfg):
-        cfg.paths.data_dir = str(shared_data)
-    metrics = train(cfg)
+    metrics, losses = planted_run(tmp_path, shared_data, ["model=neighbour_cosine", "model.hub_k=5",
+                                                          "model.neighbours.image.k=3", "model.neighbours.text.k=3"])
     assert 0.0 <= metrics["test/auc_global"] <= 1.0
-    csv = next((tmp_path / "run").rglob("metrics.csv"))
-    losses = pd.read_csv(csv)["train/loss"].dropna().tolist()
     assert len(losses) == 3 and losses[-1] < losses[0]

@@ -1,13 +1,12 @@
 """Residual cosine ranker: shapes, the cosine baseline at initialisation, the hubness term, the losses."""
 
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
 from bamir.models.cosine import CosineBaseline
 from bamir.models.residual_cosine import ResidualCosine
-from tests.helpers.training import fit_fixed_batch
+from tests.helpers.training import fit_fixed_batch, planted_run
 
 DIMS = {"topic": 5, "concept": 7}
 BRANCHES = {"topic": {"inputs": ["topic"], "hidden": [8, 4]}, "concept": {"inputs": ["concept"], "hidden": [6]}}
@@ -106,18 +105,7 @@ def test_bad_settings_are_refused():
 
 def test_training_on_the_planted_store_lowers_the_loss(tmp_path, shared_data):
     """A short bamir-train run on the planted store: the epoch loss falls and the test split is scored."""
-    from omegaconf import open_dict
-
-    from bamir.train import train
-    from tests.helpers.compose import FAST_OVERRIDES, compose_config
-
-    fast = [o for o in FAST_OVERRIDES if not o.startswith(("model=", "trainer.max_epochs="))]
-    cfg = compose_config("train", tmp_path, [*fast, "model=residual_cosine", "model.hub_k=5", "model.optimizer.lr=0.01",
-                                             "trainer.max_epochs=3"], fast=False)
-    with open_dict(cfg):
-        cfg.paths.data_dir = str(shared_data)
-    metrics = train(cfg)
+    metrics, losses = planted_run(tmp_path, shared_data, ["model=residual_cosine", "model.hub_k=5",
+                                                          "model.optimizer.lr=0.01"])
     assert 0.0 <= metrics["test/auc_global"] <= 1.0
-    csv = next((tmp_path / "run").rglob("metrics.csv"))
-    losses = pd.read_csv(csv)["train/loss"].dropna().tolist()
     assert len(losses) == 3 and losses[-1] < losses[0]
