@@ -89,21 +89,45 @@ def load_stages(stages_cfg: Mapping[str, Any]) -> dict[str, Any]:
     return stages
 
 
-def require_valid_raw(raw_root: Path, stages_cfg: Mapping[str, Any]) -> None:
+def require_valid_raw(raw_root: Path, stages_cfg: Mapping[str, Any],
+                      store_root: Path | None = None) -> dict[str, Any]:
     """Run the validator first (image paths checked, images not decoded); raise its
     :class:`~bamir.data.validate.ValidationError` (file, row, field) on errors.
 
     Missing or corrupt images are tolerated (the image stages skip and count them); errors
     in the ``knowledge/`` files alone stop only a stage that reads them (``knowledge_paths``;
     looked up only then, as importing a stage class can take seconds).
-    """
-    from bamir.data.validate import ValidationError, validate_dataset
 
+    Returns what the store records as ``dataset.validated``: the dataset's fingerprint
+    (:func:`~bamir.data.validate.dataset_fingerprint`) and whether its knowledge files were
+    free of errors. A dataset whose fingerprint the store at ``store_root`` already records
+    is not validated again (its files are those validated then), unless its knowledge files
+    had errors and a configured stage reads them.
+    """
+    from bamir.data.validate import ValidationError, dataset_fingerprint, validate_dataset
+
+    fingerprint = stable_hash([dataset_fingerprint(raw_root), TOLERATED, VALIDATED_CONCEPTNET_ROWS])
+    recorded = _recorded_validation(store_root) if store_root is not None else {}
+    if recorded.get("fingerprint") == fingerprint and (recorded.get("knowledge") or not _reads_knowledge(stages_cfg)):
+        log.info("prepare: %s is unchanged since it was validated", raw_root)
+        return recorded
     report = validate_dataset(raw_root, check_images=False, tolerate=TOLERATED,
                               max_conceptnet_rows=VALIDATED_CONCEPTNET_ROWS)
     knowledge_only = all(i.file.startswith(f"{KNOWLEDGE_DIR}/") for i in report.errors)
     if not report.ok and not (knowledge_only and not _reads_knowledge(stages_cfg)):
         raise ValidationError(report)
+    return {"fingerprint": fingerprint, "knowledge": report.ok}
+
+
+def _recorded_validation(store_root: Path) -> dict[str, Any]:
+    """The ``dataset.validated`` record of the store's manifest ({} when there is none)."""
+    import json
+
+    try:
+        recorded = json.loads((store_root / "manifest.json").read_text())["dataset"].get("validated")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def _reads_knowledge(stages_cfg: Mapping[str, Any]) -> bool:
@@ -162,16 +186,15 @@ def staging_root(store_root: Path) -> Path:
 def _prepare(raw_root: Path, final_root: Path, stages_cfg: Mapping[str, Any], split: str, progress: bool,
              report: dict[str, Any] | None, multiprocess: bool, helper: bool, replacing: bool) -> FeatureStore:
     start = time.perf_counter()
-    if not helper:
-        require_valid_raw(raw_root, stages_cfg)
-    raw = RawDataset.load(raw_root)
     store_root = staging_root(final_root) if replacing else final_root
+    validated = {} if helper else require_valid_raw(raw_root, stages_cfg, store_root)
+    raw = RawDataset.load(raw_root)
     if helper:  # never writes: reads the manifest rank zero decides from
         store = FeatureStore(store_root) if (store_root / "manifest.json").is_file() else None
         accounts = raw.accounts["account_id"].astype(str).tolist()
     else:
         dataset = {**{k: v for k, v in raw.info.items() if not isinstance(v, (dict, list))},
-                   "raw_root": str(raw_root), "split": split}
+                   "raw_root": str(raw_root), "split": split, "validated": validated}
         if not (store_root / MARKER).is_file():
             claim(store_root, FEATURE_STORE, __name__)
         store = FeatureStore.create(store_root, raw.accounts, raw.pairs, raw.splits, dataset=dataset)

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ import yaml
 from PIL import Image
 
 from bamir.data import schema
-from bamir.data.validate import (ERROR, WARNING, ValidationError, caption_language, main, require_valid,
-                                 validate_dataset)
+from bamir.data.validate import (ERROR, WARNING, ImagePaths, ValidationError, caption_language, dataset_fingerprint,
+                                 main, require_valid, validate_dataset)
 
 BRANDS = [("b0", "clothing"), ("b1", "food"), ("b2", "clothing"), ("b3", "food")]
 INFLUENCERS = ["i0", "i1", "i2", "i3", "i4", "i5"]
@@ -119,6 +120,13 @@ def _symlink_out(root: Path) -> None:
     os.symlink(outside, target)
 
 
+def _folder_symlink_out(root: Path) -> None:
+    """An account's image folder replaced by a link to a folder outside the dataset (same files)."""
+    outside = root.parent / f"{root.name}-outside"
+    shutil.move(root / "images" / "i0", outside)
+    os.symlink(outside, root / "images" / "i0")
+
+
 def _pairs_score_text(root):
     frame = schema.read_table(root, schema.PAIRS)
     frame["score"] = frame["score"].astype(object)
@@ -165,6 +173,7 @@ ERROR_CASES = [
     ("image path with ..", _set("posts", 9, "image", "images/../../outside.jpg"), "image_path_escapes",
      "posts.parquet", 9, "image"),
     ("symlink out of the folder", _symlink_out, "image_path_escapes", "posts.parquet", 8, "image"),
+    ("image folder linked out of the folder", _folder_symlink_out, "image_path_escapes", "posts.parquet", 8, "image"),
     ("image file missing", lambda r: (r / "images/b1/b1_p1.jpg").unlink(), "image_missing", "posts.parquet", 3,
      "image"),
     ("image not an image", _write("images/b1/b1_p1.jpg", b"this is not a jpeg"), "image_unreadable",
@@ -287,6 +296,41 @@ def test_without_image_decoding_paths_are_still_checked(valid):
     report = validate_dataset(valid, check_images=False)
     assert report.codes() == {"image_missing": 1}
     assert report.stats["images_checked"] is False
+
+
+def test_image_paths_resolve_links_as_realpath_does(valid):
+    """ImagePaths resolves each folder once and a file only when it is a link; it must accept and
+    refuse exactly the paths that os.path.realpath puts inside and outside the dataset folder."""
+    _symlink_out(valid)  # images/i0/i0_p0.jpg -> a file outside
+    os.symlink(valid / "images" / "b1" / "b1_p1.jpg", valid / "images" / "b0" / "inside.jpg")  # a link inside
+    os.symlink(valid / "images" / "b1", valid / "images" / "b1-alias")  # a folder linked inside
+    _folder_symlink_out(valid)  # images/i0 itself -> a folder outside
+    os.symlink(valid.parent, valid / "images" / "up")  # a folder linked above the dataset
+    values = ["images/b0/inside.jpg", "images/b1-alias/b1_p1.jpg", "images/i0/i0_p0.jpg", "images/i0/i0_p1.jpg",
+              f"images/up/{valid.name}/images/b1/b1_p1.jpg", "images/up/elsewhere.jpg", "images/b2/missing.jpg",
+              "images/b2/", "images/./b1/b1_p1.jpg"]
+    root_real = os.path.realpath(valid)
+    paths = ImagePaths(valid)
+    for value in values:
+        inside = os.path.realpath(valid / value).startswith(root_real + os.sep)
+        assert (paths.check(value)[0] is None) == inside, value
+    assert paths.file("images/b1-alias/b1_p1.jpg") == valid / "images/b1-alias/b1_p1.jpg"  # the path, not its target
+    assert paths.check("../x.jpg")[0] == "image_path_escapes" and paths.check("/x.jpg")[0] == "image_path_absolute"
+    assert paths.check("C:/x.jpg")[0] == "image_path_absolute"
+
+
+def test_dataset_fingerprint_follows_the_tables_not_the_images(valid):
+    before = dataset_fingerprint(valid)
+    (valid / "images/b1/b1_p1.jpg").write_bytes(b"garbage")  # images are not what the fingerprint covers
+    assert dataset_fingerprint(valid) == before
+    stat = (valid / "splits.json").stat()
+    (valid / "splits.json").write_text((valid / "splits.json").read_text())  # same bytes, new time: changed
+    os.utime(valid / "splits.json", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert dataset_fingerprint(valid) != before
+    os.utime(valid / "splits.json", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert dataset_fingerprint(valid) == before
+    (valid / "knowledge/concepts.csv").write_text("concept\ncoffee\n")
+    assert dataset_fingerprint(valid) != before
 
 
 def test_tolerate_downgrades_to_warnings(valid):

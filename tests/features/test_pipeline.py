@@ -80,6 +80,34 @@ def test_a_store_that_cannot_be_locked_is_still_read(prepared, raw_root, monkeyp
     assert "cannot lock" in caplog.text and "going on unlocked" in caplog.text
 
 
+def test_an_unchanged_dataset_is_validated_once(raw_root, prepared, tmp_path, monkeypatch):
+    """The store records the fingerprint of the dataset it validated (tables' sizes and times): preparing
+    again from the same files skips the validator; an edited table is validated again and its errors stop it."""
+    import bamir.data.validate as validate
+
+    raw, store_root = tmp_path / "raw", tmp_path / "store"
+    shutil.copytree(raw_root, raw)  # copies keep their modification times: the same fingerprint
+    shutil.copytree(prepared[0], store_root)
+    # this dataset has no knowledge files, which no configured stage reads: valid for these stages
+    assert FeatureStore(store_root).manifest["dataset"]["validated"]["knowledge"] is False
+    calls = []
+    monkeypatch.setattr(validate, "validate_dataset",
+                        lambda *args, _real=validate.validate_dataset, **kwargs: calls.append(args) or _real(*args, **kwargs))
+    report: dict = {}
+    prepare(raw, store_root, CHEAP, progress=False, report=report)
+    assert calls == [] and {r["status"] for r in report.values()} == {"fresh"}
+    with pytest.raises(validate.ValidationError, match="knowledge/conceptnet.csv"):  # a stage that reads them
+        prepare(raw, store_root, {**CHEAP, "concept": {"_target_": "bamir.features.concept.stage.ConceptStage"}},
+                progress=False)
+    assert len(calls) == 1
+    splits = json.loads((raw / "splits.json").read_text())
+    splits["discover"]["train_brands"].append(splits["discover"]["test_brands"][0])  # a brand on both sides
+    (raw / "splits.json").write_text(json.dumps(splits))
+    with pytest.raises(validate.ValidationError, match="split_overlap"):
+        prepare(raw, store_root, CHEAP, progress=False)
+    assert len(calls) == 2
+
+
 @pytest.mark.slow
 def test_processes_preparing_one_store_take_turns(raw_root, tmp_path):
     """Two processes prepare the same store at once (jobs of a parallel sweep, SLURM tasks):

@@ -4,6 +4,7 @@ Trainer's devices and nodes, pool per account, merge the shards on global rank z
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 import warnings
@@ -22,20 +23,17 @@ from bamir.features.image.shards import ImagePredictor, ImageShards, read_shard
 
 log = logging.getLogger(__name__)
 
-def _inside(root: Path, value: str) -> str:
-    """``value`` when it names a file inside the dataset folder, else "" (never opened: no image)."""
-    from bamir.data.validate import image_file
-
-    return value if value and image_file(root, value) is not None else ""
-
 
 def _image_index(raw: RawDataset, accounts: Sequence[str]) -> tuple[list[int], list[Path], int]:
     """(account row, absolute path) of every post with an image, in account-row order, and
     the number of posts without an image."""
     import pandas as pd
 
+    from bamir.data.validate import ImagePaths
+
+    paths = ImagePaths(raw.root)
     row_of = {a: i for i, a in enumerate(accounts)}
-    image = raw.posts["image"].fillna("").astype(str).map(lambda value: _inside(raw.root, value))
+    image = raw.posts["image"].fillna("").astype(str).map(lambda value: value if value and paths.file(value) else "")
     row = raw.posts["account_id"].map(row_of)
     has = (image != "") & row.notna()
     frame = pd.DataFrame({"row": row[has].astype(int), "image": image[has]}).sort_values("row", kind="stable")
@@ -77,13 +75,16 @@ class ImageStage:
 
     def inputs_hash(self, raw: RawDataset) -> str:
         """Hash of the post -> image table and each image file's size and mtime (not its bytes)."""
-        posts = raw.posts
+        from bamir.data.validate import ImagePaths
+
+        posts, paths = raw.posts, ImagePaths(raw.root)
         entries = []
         for account, image in zip(posts["account_id"].tolist(), posts["image"].fillna("").astype(str).tolist()):
-            if not _inside(raw.root, image):
+            unsafe, file = paths.check(image) if image else ("no_image", "")
+            if unsafe:
                 continue
             try:
-                st = (raw.root / image).stat()
+                st = os.stat(file)
                 entries.append((account, image, st.st_size, st.st_mtime_ns))
             except OSError:
                 entries.append((account, image, -1, -1))
