@@ -68,18 +68,6 @@ def _run(app, args, root, dataset="planted_tiny"):
     return json.loads(runs[-1].read_text()), runs[-1].parent
 
 
-@pytest.mark.slow
-def test_ddp_cpu_trains_and_evaluates_like_one_process(tmp_path, shared_data):
-    data = f"paths.data_dir={shared_data}"
-    metrics, run = _run("train", ["trainer=ddp_cpu", "model=bamir_small", "trainer.max_epochs=2", data], tmp_path)
-    assert metrics["test/n_queries"] > 0 and 0.0 <= metrics["test/auc_global"] <= 1.0
-    ckpt = run / "checkpoints" / "last.ckpt"
-    single, _ = _run("evaluate", [f"ckpt_path={ckpt}", "trainer=cpu", data], tmp_path)
-    double, _ = _run("evaluate", [f"ckpt_path={ckpt}", "trainer=ddp_cpu", data], tmp_path)
-    assert_same_metrics(double, single, tol=1e-6)
-    assert double["test/n_queries"] == single["test/n_queries"], "each brand counted once"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -94,25 +82,28 @@ def _slurm_task(rank: int, tasks: int, port: int) -> dict[str, str]:
 
 
 def _slurm_job(cmd: list[str], env: dict[str, str], tasks: int, cwd=None, timeout: float = 600,
-               rank_zero_late: float = 0) -> list[str]:
+               rank_zero_after: str | None = None) -> list[str]:
     """Run ``cmd`` as ``tasks`` SLURM tasks of one job on as many (simulated) nodes; their logs.
 
     Each task logs to its own file (a full pipe cannot block a rank); the first task to fail,
-    or the deadline, stops every task, and the assertion shows every rank's log. Rank zero
-    starts ``rank_zero_late`` seconds after the others (a slow node)."""
+    or the deadline, stops every task, and the assertion shows every rank's log. With
+    ``rank_zero_after``, rank zero starts only once every other rank has logged that text (a slow node)."""
     import tempfile
 
     port = _free_port()
+    deadline = time.monotonic() + timeout
     with tempfile.TemporaryDirectory() as logs_dir:
         files = [open(Path(logs_dir) / f"rank{rank}.log", "w+") for rank in range(tasks)]
         jobs = {}
         for rank in reversed(range(tasks)):
-            if rank == 0:
-                time.sleep(rank_zero_late)
+            if rank == 0 and rank_zero_after:
+                while not all(rank_zero_after in Path(f.name).read_text() for f in files[1:]):
+                    assert time.monotonic() < deadline and all(job.poll() is None for job in jobs.values()), \
+                        [Path(f.name).read_text()[-3000:] for f in files[1:]]
+                    time.sleep(0.2)
             jobs[rank] = subprocess.Popen(cmd, env={**env, **_slurm_task(rank, tasks, port)}, cwd=cwd, text=True,
                                           stdout=files[rank], stderr=subprocess.STDOUT)
         jobs = [jobs[rank] for rank in range(tasks)]
-        deadline = time.monotonic() + timeout
         while any(job.poll() is None for job in jobs):
             if time.monotonic() > deadline or any(job.poll() not in (None, 0) for job in jobs):
                 break
@@ -132,32 +123,51 @@ def _slurm_job(cmd: list[str], env: dict[str, str], tasks: int, cwd=None, timeou
     return logs
 
 
-@pytest.mark.slow
-def test_two_slurm_nodes_on_an_empty_folder_train_like_two_local_processes(tmp_path):
-    """Two SLURM tasks on two nodes (simulated by srun's variables) start together on an
-    empty data folder: one generates and prepares the synthetic dataset while the other
-    waits for it, both train as one DDP job, and the metrics equal those of Lightning's own
-    two-process launch on the then-built data (same seed, same world size), and torchrun's."""
-    data, run_dir = tmp_path / "data", tmp_path / "slurm-run"
+@pytest.fixture(scope="module")
+def launches(tmp_path_factory) -> dict:
+    """One 2-process DDP training (bamir_small, 2 epochs) started three ways, in this order: as two
+    SLURM tasks on two simulated nodes from an empty data folder (one task generates and prepares
+    the synthetic dataset while the other waits for it), by Lightning's own launch, and by torchrun,
+    the last two on the data the first built. Returns the folder, the SLURM tasks' logs and each
+    launch's metrics and run folder."""
+    root = tmp_path_factory.mktemp("launches")
+    data = root / "data"
     args = ["model=bamir_small", "trainer.max_epochs=2", f"paths.data_dir={data}", "trainer=ddp_cpu"]
-    nodes = ["trainer.devices=1", "trainer.num_nodes=2", f"hydra.run.dir={run_dir}"]
-    logs = _slurm_job(_command("train", [*args, *nodes], "synthetic_tiny"), _env(tmp_path), tasks=2)
+    runs = {"slurm": root / "slurm-run", "torchrun": root / "torchrun-run"}
+    nodes = ["trainer.devices=1", "trainer.num_nodes=2", f"hydra.run.dir={runs['slurm']}"]
+    logs = _slurm_job(_command("train", [*args, *nodes], "synthetic_tiny"), _env(root), tasks=2)
+    _, runs["lightning"] = _run("train", args, root, "synthetic_tiny")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           *_command("train", [*args, f"hydra.run.dir={runs['torchrun']}"], "synthetic_tiny")[1:]]
+    done = subprocess.run(cmd, env=_env(root), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    metrics = {name: json.loads((run / "metrics.json").read_text()) for name, run in runs.items()}
+    return {"root": root, "data": data, "slurm_logs": logs, "runs": runs, "metrics": metrics}
+
+
+@pytest.mark.slow
+def test_two_slurm_nodes_on_an_empty_folder_train_like_two_local_processes(launches):
+    """The SLURM tasks build the store once, join one DDP job of two members, log one file each,
+    and reach the metrics of Lightning's two-process launch (same seed, same world size), as torchrun does."""
+    logs, runs, metrics = launches["slurm_logs"], launches["runs"], launches["metrics"]
     assert sum("] - [1/6] object: computing" in log for log in logs) == 1, "the store is built once"
     assert all("MEMBER: 2/2" in log or "MEMBER: 1/2" in log for log in logs)
-    assert (run_dir / "train.log").is_file() and (run_dir / "train_rank1.log").is_file(), "one log per task"
-    nodes_metrics = json.loads((run_dir / "metrics.json").read_text())
-
-    local, _ = _run("train", args, tmp_path, "synthetic_tiny")
-    elastic_dir = tmp_path / "torchrun-run"  # torchrun starts the processes itself too
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           *_command("train", [*args, f"hydra.run.dir={elastic_dir}"], "synthetic_tiny")[1:]]
-    done = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    elastic_metrics = json.loads((elastic_dir / "metrics.json").read_text())
-    for key, value in local.items():
+    assert (runs["slurm"] / "train.log").is_file() and (runs["slurm"] / "train_rank1.log").is_file(), "one log per task"
+    assert metrics["lightning"]["test/n_queries"] > 0 and 0.0 <= metrics["lightning"]["test/auc_global"] <= 1.0
+    for key, value in metrics["lightning"].items():
         if not key.startswith("time/"):
-            assert nodes_metrics[key] == pytest.approx(value, abs=1e-6), key
-            assert elastic_metrics[key] == pytest.approx(value, abs=1e-6), key
+            assert metrics["slurm"][key] == pytest.approx(value, abs=1e-6), key
+            assert metrics["torchrun"][key] == pytest.approx(value, abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_a_ddp_checkpoint_evaluates_alike_on_one_and_two_processes(launches):
+    """bamir-eval of the DDP run's last checkpoint on one process and on two (each brand evaluated by one rank)."""
+    ckpt, data = launches["runs"]["lightning"] / "checkpoints" / "last.ckpt", f"paths.data_dir={launches['data']}"
+    single, _ = _run("evaluate", [f"ckpt_path={ckpt}", "trainer=cpu", data], launches["root"], "synthetic_tiny")
+    double, _ = _run("evaluate", [f"ckpt_path={ckpt}", "trainer=ddp_cpu", data], launches["root"], "synthetic_tiny")
+    assert_same_metrics(double, single, tol=1e-6)
+    assert double["test/n_queries"] == single["test/n_queries"], "each brand counted once"
 
 
 # --------------------------------------------------------------------------- feature extraction
@@ -224,45 +234,57 @@ def test_training_app_refuses_to_launch_extraction_processes(tmp_path):
         ensure_features(raw, tmp_path / "store", stages)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("launch", ["lightning", "slurm"])
-def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
-    """bamir-prepare with 2 gloo processes, started by Lightning on one node or as two SLURM
-    tasks on two (simulated) nodes: each rank encodes its shards, rank 0 merges and writes the
-    non-image stages; the store equals a one-process run's.
-
-    Lightning's two processes share one shard (the second has none to encode); SLURM's rank
-    zero starts 10 s late (a slow node), so the helper reaches the store folder first and must
-    leave it untouched until rank zero has claimed it."""
-    from bamir.features.image.shards import read_shard
-    from bamir.store import FeatureStore
+@pytest.fixture(scope="module")
+def extraction(tmp_path_factory) -> dict:
+    """A raw dataset, the bamir-prepare command for its interaction and image stages (no text
+    stages), and that command's store on one local process, which the distributed ones must equal."""
     from tests.helpers.prep import make_raw
 
-    raw = make_raw(tmp_path / "raw")
+    root = tmp_path_factory.mktemp("extraction")
+    raw = make_raw(root / "raw")
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    shard_size = 16 if launch == "lightning" else 3
     common = [f"raw_root={raw}", "progress=false", "features.topic=null", "features.hashtag=null",
-              "features.concept=null", f"features.object.shard_size={shard_size}",
-              f"features.scene.shard_size={shard_size}",
-              "features.object.num_workers=0", "features.scene.num_workers=0", f"hydra.run.dir={tmp_path / 'run'}"]
+              "features.concept=null", "features.object.num_workers=0", "features.scene.num_workers=0",
+              f"hydra.run.dir={root / 'run'}"]
 
-    def prepare(store, extraction, tasks=None):
-        cmd = [sys.executable, "-m", "bamir.cli.prepare", f"store_root={store}", *extraction, *common]
+    def prepare(store, overrides, tasks=None, rank_zero_after=None):
+        from bamir.store import FeatureStore
+
+        cmd = [sys.executable, "-m", "bamir.cli.prepare", f"store_root={store}", *overrides, *common]
         if tasks:
-            logs = _slurm_job(cmd, env, tasks, cwd=tmp_path, rank_zero_late=10)
+            logs = _slurm_job(cmd, env, tasks, cwd=root, rank_zero_after=rank_zero_after)
         else:
-            done = subprocess.run(cmd, env=env, cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            done = subprocess.run(cmd, env=env, cwd=root, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   timeout=600)
             assert done.returncode == 0, done.stdout[-4000:]
             logs = [done.stdout]
         return FeatureStore(store), "".join(logs)
 
-    one, _ = prepare(tmp_path / "one", ["features/extraction=local"])
+    one, _ = prepare(root / "one", ["features/extraction=local"])
+    return {"prepare": prepare, "one": one}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launch", ["lightning", "slurm"])
+def test_ddp_cpu_extraction_equals_one_process(extraction, tmp_path, launch):
+    """bamir-prepare with 2 gloo processes, started by Lightning on one node or as two SLURM
+    tasks on two (simulated) nodes: each rank encodes its shards, rank 0 merges and writes the
+    non-image stages; the store equals a one-process run's.
+
+    Lightning's two processes share one shard (the second has none to encode); SLURM's rank
+    zero starts only once the helper has reached the store folder (a slow node), which the
+    helper must leave untouched until rank zero has claimed it."""
+    from bamir.features.image.shards import read_shard
+
+    one, store = extraction["one"], tmp_path / "two"
+    shard_size = 16 if launch == "lightning" else 3
+    shards = [f"features.object.shard_size={shard_size}", f"features.scene.shard_size={shard_size}"]
     if launch == "lightning":
-        two, log = prepare(tmp_path / "two", ["features/extraction=ddp_cpu"])
+        two, log = extraction["prepare"](store, ["features/extraction=ddp_cpu", *shards])
     else:
-        two, log = prepare(tmp_path / "two", ["features/extraction=ddp_cpu", "features.extraction.devices=1",
-                                              "features.extraction.num_nodes=2"], tasks=2)
+        two, log = extraction["prepare"](store, ["features/extraction=ddp_cpu", "features.extraction.devices=1",
+                                                 "features.extraction.num_nodes=2", *shards], tasks=2,
+                                         rank_zero_after="(helper process)")
     assert "helper process done" in log
     assert two.modalities == one.modalities == ["interaction", "object", "scene"]
     for modality in one.modalities:
@@ -272,5 +294,5 @@ def test_ddp_cpu_extraction_equals_one_process(tmp_path, launch):
         assert two.record(modality)["skipped"] == one.record(modality)["skipped"]
     dealt = [0] if launch == "lightning" else [0, 1, 0, 1, 0, 1]  # 16 accounts in shards of 16 or of 3
     for modality in ("object", "scene"):
-        shards = sorted((tmp_path / "two" / "work" / modality).glob("*/shards/*.safetensors"))
+        shards = sorted((store / "work" / modality).glob("*/shards/*.safetensors"))
         assert [read_shard(s)[2]["rank"] for s in shards] == dealt
