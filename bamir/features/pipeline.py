@@ -5,6 +5,11 @@ e.g. ``bamir.features.topic.TopicStage``) and its arguments; an entry that is nu
 not a mapping (e.g. the features group's ``name``), or has ``enabled: false`` is skipped.
 Already-built stage objects are accepted too.
 
+The raw dataset is validated first (:func:`require_valid_raw`), unless the store records that it
+validated these very files: the manifest's ``dataset.validated`` keeps the fingerprint of the
+tables (sizes and modification times, :func:`~bamir.data.validate.dataset_fingerprint`), so a
+training run on a fresh store of the paper-sized preset checks it in seconds, not a minute.
+
 For each stage the pipeline computes
 
 * ``config`` = ``stage.config()`` (plain data; its hash is the manifest's ``config_hash``),
