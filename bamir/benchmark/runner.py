@@ -95,9 +95,7 @@ def _compose_train(overrides: list[str], config_name: str = "train") -> DictConf
     from hydra.core.global_hydra import GlobalHydra
 
     from bamir.config import CONFIG_MODULE
-    from bamir.features.settings import register
 
-    register()  # the stage schemas conf/features extends (the apps register them at start-up)
     if GlobalHydra.instance().is_initialized():
         return compose(config_name=config_name, overrides=overrides)
     with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):

@@ -1,7 +1,7 @@
 """Command-line entry points, one small module per Hydra app.
 
 ``CONFIG_DIR`` is Hydra's search path of the configs: the package :data:`bamir.config.CONFIG_MODULE`.
-The feature stages' settings schemas are registered with Hydra here. Nothing here imports torch or lightning: ``--help``, ``--cfg`` and shell completion stay fast.
+Nothing here imports torch or lightning: ``--help``, ``--cfg`` and shell completion stay fast.
 """
 
 import functools
@@ -9,10 +9,7 @@ import functools
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.object_type import ObjectType
 
-from bamir.config import CONFIG_MODULE  # also registers the configs' resolvers before Hydra composes them
-from bamir.features.settings import register as register_stage_schemas
-
-register_stage_schemas()  # conf/features/<stage>/*.yaml extend these
+from bamir.config import CONFIG_MODULE  # also registers the configs' resolvers and schemas before Hydra composes
 
 CONFIG_DIR = f"pkg://{CONFIG_MODULE}"
 

@@ -50,3 +50,16 @@ def test_group_listings_made_from_one_repository_copy_equal_hydras_own():
     for group in groups:
         for kind in (ObjectType.CONFIG, ObjectType.GROUP):
             assert loader.get_group_options(group, kind) == original(loader, group, kind), (group, kind)
+
+
+def test_the_compose_api_needs_no_setup_of_its_own():
+    """A script or notebook that composes ``pkg://bamir.conf`` without importing bamir first gets the
+    feature stages' schemas and the resolvers: Hydra imports the config package, which registers them."""
+    script = ("from hydra import compose, initialize_config_module\n"
+              "with initialize_config_module(version_base='1.3', config_module='bamir.conf'):\n"
+              "    cfg = compose('train', overrides=['features.topic.num_topics=7'])\n"
+              "from omegaconf import OmegaConf\n"
+              "print(cfg.features.topic.num_topics, cfg.features.topic._target_, OmegaConf.has_resolver('task_suffix'))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["7", "bamir.features.topic.TopicStage", "True"], done.stdout
