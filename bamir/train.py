@@ -144,15 +144,18 @@ def fit(trainer: L.Trainer, model: RankingModule, datamodule: RankingDataModule,
 
 
 def _report(metrics: dict[str, Any], output_dir: Path, trainer: L.Trainer) -> dict[str, float]:
-    """Write ``metrics.json``, print the table and note the best epoch in W&B, once (rank zero) under DDP."""
-    metrics = _finite(metrics)
+    """Write ``metrics.json``, print the table and note the best epoch in W&B, once (rank zero) under DDP.
+
+    ``env/torch_threads`` records torch's CPU threads: on a CPU a run's numbers depend on it (sums
+    are split over threads, so rounding differs; the same seed and thread count give the same numbers)."""
+    metrics = _finite({**metrics, "env/torch_threads": torch.get_num_threads()})
     if trainer.is_global_zero:
         atomic_write_json(output_dir / "metrics.json", metrics)
         # the rows name the epoch of the weights they describe: the best checkpoint's, else the final epoch's
         label = metrics if "final/epoch" not in metrics else {**metrics, "best/epoch": metrics["final/epoch"]}
         print(metric_table(label))
         counts = {key: int(value) for key, value in metrics.items() if value is not None
-                  and (key in ("best/epoch", "final/epoch") or key.startswith("data/missing/"))}
+                  and (key in ("best/epoch", "final/epoch") or key.startswith(("data/missing/", "env/")))}
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.summary.update(counts)

@@ -30,6 +30,8 @@ def test_train_then_evaluate_checkpoint(cfg_train, tmp_path, shared_data):
     assert json.loads((run / "metrics.json").read_text())["test/auc_global"] == pytest.approx(metrics["test/auc_global"])
     import torch
 
+    assert metrics["env/torch_threads"] == torch.get_num_threads() >= 1  # the numbers depend on it on a CPU
+
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == cfg_train.trainer.max_epochs - 1, "last.ckpt is the final epoch, not the best one"
     best = sorted((run / "checkpoints").glob("best-*.ckpt"))

@@ -153,6 +153,7 @@ def test_unavailable_models_are_skipped_and_override_sets_become_rows(tmp_path, 
     assert set(result["table"]["model"]) == {"topic", "concept"}
     runs = pd.read_csv(result["output_dir"] / "runs.csv")
     assert runs.set_index("model").loc["oracle", "status"].startswith("skipped")
+    assert (runs.dropna(subset=["seconds"])["torch_threads"] >= 1).all()  # what each row's numbers depend on
     assert FeatureStore(store_dir).manifest.get("extras") == {}
 
 
