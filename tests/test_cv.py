@@ -236,7 +236,7 @@ def test_benchmark_split_cv_pools_every_training_brand_once(tmp_path, shared_dat
     cfg = compose_config("benchmark", tmp_path, [
         "dataset=planted_tiny", "suite=none", "models=[cosine,random]", "seeds=[0]", "split=cv", "cv.folds=2",
         "reference=cosine", 'overrides=["trainer=cpu","trainer.max_epochs=1"]', "bootstrap.samples=300",
-        "logger=none", "plots.enabled=false"], fast=False)
+        "logger=none", "plots.enabled=false", "seed_ensembles=[random]"], fast=False)
     with open_dict(cfg):
         cfg.paths.data_dir = str(shared_data)
     result = run_benchmark(cfg)
@@ -259,7 +259,11 @@ def test_benchmark_split_cv_pools_every_training_brand_once(tmp_path, shared_dat
     # the per-fold table: each fold's own test metrics, as its run reported them
     folds = pd.read_csv(out / "folds.csv")
     runs = pd.read_csv(out / "runs.csv")
-    assert set(zip(folds["model"], folds["fold"])) == {(m, k) for m in ("cosine", "random") for k in (0, 1)}
+    assert set(zip(folds["model"], folds["fold"])) == {(m, k) for m in ("cosine", "random", "random ensemble")
+                                                       for k in (0, 1)}
+    # the seed ensemble of one seed is that seed, fold by fold
+    ensemble = table.query("model == 'random ensemble'").set_index("metric")["mean"]
+    assert ensemble.to_dict() == pytest.approx(table.query("model == 'random'").set_index("metric")["mean"].to_dict())
     for model in ("cosine", "random"):
         for k in (0, 1):
             value = folds.query("model == @model and fold == @k and metric == 'auc_global'")["value"].item()

@@ -28,6 +28,8 @@ fold brands are then tested; ``cv.folds``, ``cv.seed``). From those matrices:
   brands, ``d* = stat_model - stat_ref``; with ``d`` the observed difference, the two-sided
   p-value is ``(1 + #{|d* - d| >= |d|}) / (R + 1)`` (the shift method, Sakai 2006). A model
   against itself gets ``p = 1``.
+- **seed ensemble** (``seed_ensembles: [row, ...]``): one more row, ``<row> ensemble``, scored by
+  the mean of the row's seeds' score matrices (:func:`~bamir.benchmark.scores.seed_ensemble`);
 - **cross-validation** (``split: cv``): a (model, seed) row pools its folds (:class:`PooledRun`):
   every training brand is reported once, by the model of the fold that held it out, and the
   per-brand quantities of all folds are concatenated. Per-brand metrics (AUC per brand, cAUC, R@k,
@@ -49,10 +51,11 @@ table goes to W&B as a ``wandb.Table`` and the plots as images.
 """
 
 from bamir.benchmark.runner import RunSpec, run_benchmark, run_specs
-from bamir.benchmark.scores import PooledRun, RunScores, ScoreRecorder, brand_statistics, pool_statistics
+from bamir.benchmark.scores import (PooledRun, RunScores, ScoreRecorder, brand_statistics, pool_statistics,
+                                   seed_ensemble)
 from bamir.benchmark.statistics import METRICS, bootstrap_indices, metric_samples, paired_p_value, summarise
 from bamir.benchmark.tables import markdown_table
 
 __all__ = ["METRICS", "PooledRun", "RunScores", "RunSpec", "ScoreRecorder", "bootstrap_indices", "brand_statistics",
            "markdown_table", "metric_samples", "paired_p_value", "pool_statistics", "run_benchmark", "run_specs",
-           "summarise"]
+           "seed_ensemble", "summarise"]

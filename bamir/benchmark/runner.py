@@ -13,7 +13,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bamir.benchmark.plots import category_auc, plot_category_auc, plot_recall_curves, plot_score_distributions
-from bamir.benchmark.scores import PooledRun, RunScores
+from bamir.benchmark.scores import PooledRun, RunScores, seed_ensemble
 from bamir.benchmark.statistics import METRICS, fold_table, summarise
 from bamir.benchmark.tables import markdown_fold_table, markdown_table
 
@@ -275,6 +275,10 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     runs, records = execute_runs(cfg, output_dir)
     pd.DataFrame(records).to_csv(output_dir / "runs.csv", index=False)
+    for name in cfg.get("seed_ensembles") or []:
+        if name not in runs:
+            raise ValueError(f"benchmark seed_ensembles: {name!r} is not a row; the rows are {sorted(runs)}")
+        runs[f"{name} ensemble"] = [seed_ensemble(runs[name], f"{name} ensemble")]
     reference = cfg.get("reference")
     if reference not in runs:
         fallback = next((n for n in runs if n.startswith("bamir")), None)

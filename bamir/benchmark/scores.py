@@ -184,6 +184,31 @@ class PooledRun:
         return pool_statistics([f.statistics(ks, ndcg_ks, curve_k) for f in self.folds])
 
 
+def seed_ensemble(runs: Sequence[RunScores | PooledRun], name: str) -> RunScores | PooledRun:
+    """A seed ensemble of one model: its seeds' score matrices averaged entry by entry (fold by fold
+    under cross-validation), as one row ``name`` of one seed (0). The seeds must have scored the
+    same brands and candidates; an average of the raw scores keeps the scale the global AUC compares."""
+    if not runs:
+        raise ValueError(f"{name}: no seeds to average")
+    first = runs[0]
+    for run in runs[1:]:
+        same = len(run.layout()) == len(first.layout()) and all(
+            torch.equal(a, b) for pair, other in zip(first.layout(), run.layout()) for a, b in zip(pair, other))
+        if not same:
+            raise ValueError(f"{name}: seed {run.seed} scored other brands or candidates than seed {first.seed}")
+
+    def mean(parts: Sequence[RunScores]) -> RunScores:
+        part = parts[0]
+        scores = torch.stack([p.scores.float() for p in parts]).mean(0)
+        return RunScores(name, 0, scores, part.labels, part.hard_negatives, part.brands, part.candidates,
+                         list(part.categories), seconds=sum(p.seconds for p in parts))
+
+    folds = [mean([run.parts[k] for run in runs]) for k in range(len(first.parts))]
+    if isinstance(first, PooledRun):
+        return PooledRun(name, 0, folds, seconds=sum(f.seconds for f in folds))
+    return folds[0]
+
+
 def pool_statistics(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     """Per-brand statistics of several splits (:func:`brand_statistics`) as one: rows concatenated,
     ``cross_wins`` block-diagonal and ``block`` the index of each row's split."""

@@ -11,8 +11,8 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from bamir.benchmark import (METRICS, RunScores, brand_statistics, bootstrap_indices, markdown_table,
-                             metric_samples, run_benchmark, run_specs, summarise)
+from bamir.benchmark import (METRICS, PooledRun, RunScores, brand_statistics, bootstrap_indices, markdown_table,
+                             metric_samples, run_benchmark, run_specs, seed_ensemble, summarise)
 from bamir.metrics import ranking_metrics
 from bamir.store import FeatureStore
 from tests.helpers.compose import compose_config
@@ -93,6 +93,30 @@ def test_seeds_are_averaged_and_their_spread_reported():
     expected = (ranking_metrics(scores, labels)["auc_global"] + ranking_metrics(other, labels)["auc_global"]) / 2
     assert row["mean"] == pytest.approx(expected.item(), abs=1e-6)
     assert row.seeds == 2 and row.seed_sd > 0
+
+
+def test_a_seed_ensemble_averages_the_seeds_score_matrices_fold_by_fold():
+    scores, labels, hard = _matrix(8)
+    seeds = [_run("m", scores + torch.randn_like(scores), labels, hard, seed=s) for s in range(3)]
+    ensemble = seed_ensemble(seeds, "m ensemble")
+    assert ensemble.name == "m ensemble" and ensemble.seed == 0 and torch.equal(ensemble.labels, labels)
+    assert torch.allclose(ensemble.scores, sum(r.scores for r in seeds) / 3)
+    expected = ranking_metrics(ensemble.scores, labels, hard)["mrr"].item()
+    table = summarise({"m ensemble": [ensemble]}, "m ensemble", ["mrr"], samples=50)
+    assert table.set_index("metric").loc["mrr", "mean"] == pytest.approx(expected, abs=1e-6)
+    # cross-validation: each fold averaged over the seeds, the folds kept apart
+    folds = [[_run("m", scores[:4] + s, labels[:4], seed=s), _run("m", scores[4:] * (s + 1), labels[4:], seed=s)]
+             for s in range(2)]
+    for fold in (0, 1):
+        folds[1][fold].brands = folds[0][fold].brands = torch.arange(4) + 4 * fold
+    pooled = seed_ensemble([PooledRun("m", s, folds[s]) for s in range(2)], "m ensemble")
+    assert isinstance(pooled, PooledRun) and len(pooled.folds) == 2
+    assert torch.allclose(pooled.folds[0].scores, scores[:4] + 0.5) and torch.allclose(pooled.folds[1].scores,
+                                                                                      scores[4:] * 1.5)
+    other = _run("m", scores, labels, seed=9)
+    other.candidates = other.candidates + 1
+    with pytest.raises(ValueError, match="seed 9 scored other brands or candidates than seed 0"):
+        seed_ensemble([seeds[0], other], "m ensemble")
 
 
 def test_runs_on_other_brands_are_refused():
