@@ -173,6 +173,23 @@ def affinity_terms(brands: Accounts, pool: Accounts) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float32) for k, v in terms.items()}
 
 
+def expected_reach_affinity(world: World, weights: dict) -> np.ndarray:
+    """The planted affinity with each brand's reach preference replaced by what its posts can tell.
+
+    ``rho_b = 0.6 z(log followers_b) + 0.8 e_b`` (:func:`make_brands`), and ``e_b ~ N(0, 1)`` is drawn
+    apart from everything a brand posts: for a brand never seen in training no ranker can know it,
+    and the best it can use is ``E[rho_b | followers_b] = 0.6 z(log followers_b)``. The z-scored reach
+    term is affine in ``rho_b`` for each influencer, ``T[b, i] = rho_b u_i + c``, so
+    ``A'[b, i] = A[b, i] + w_reach (E[rho_b] - rho_b) u_i`` with ``u`` read off two brands' rows.
+    An upper bound still: the other brand latents (topics, style, regions) are only seen through posts."""
+    rho = world.brands.reach
+    log_f = np.log10(world.brands.followers.astype(np.float64))
+    expected = 0.6 * (log_f - log_f.mean()) / (log_f.std() + 1e-9)
+    a, b = int(np.argmax(rho)), int(np.argmin(rho))
+    u = (world.terms["reach"][a].astype(np.float64) - world.terms["reach"][b]) / (rho[a] - rho[b])
+    return (world.affinity + float(weights["reach"]) * (expected - rho)[:, None] * u[None, :]).astype(np.float32)
+
+
 def _standardise(terms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: ((v - v.mean()) / (v.std() + 1e-12)).astype(np.float32) for k, v in terms.items()}
 
