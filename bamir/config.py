@@ -13,9 +13,8 @@ the first process of a run and ``_rank<N>`` in process ``N`` started by SLURM (`
 or torchrun (``RANK``), so that each task of a multi-node run logs to its own file in the
 shared run folder (``conf/hydra/default.yaml``).
 
-Importing this module (``conf/__init__.py`` does, so every composition of ``pkg://bamir.conf``
-does) registers those resolvers and the feature stages' settings schemas
-(:func:`bamir.features.settings.register`): the Compose API needs no set-up of its own.
+Importing this module registers those resolvers; ``conf/__init__.py`` imports it, so every
+composition of ``pkg://bamir.conf`` has them (and the feature stages' schemas it registers).
 """
 
 from __future__ import annotations
@@ -53,9 +52,6 @@ def device_count(devices: Any, key: str) -> int:
 OmegaConf.register_new_resolver("task_suffix", task_suffix, replace=True)
 OmegaConf.register_new_resolver("device_count", device_count, replace=True)
 import bamir.tracking  # noqa: E402,F401  (the resolvers of W&B run identity and metric direction)
-from bamir.features.settings import register as _register_stage_schemas  # noqa: E402
-
-_register_stage_schemas()  # the ConfigStore schemas conf/features/<stage>/*.yaml extend
 
 #: module prefixes a config's ``_target_`` may name; the config key ``allowed_targets`` adds a job's own
 ALLOWED_TARGETS = ("bamir.", "torch.", "lightning.", "torchmetrics.", "timm.", "torch_geometric.", "transformers.")

@@ -9,7 +9,7 @@ import functools
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.object_type import ObjectType
 
-from bamir.config import CONFIG_MODULE  # also registers the configs' resolvers and schemas before Hydra composes
+from bamir.config import CONFIG_MODULE  # Hydra imports that package (conf/__init__.py): it registers resolvers and schemas
 
 CONFIG_DIR = f"pkg://{CONFIG_MODULE}"
 
