@@ -133,12 +133,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     L.seed_everything(24, verbose=False)
 
-    store = args.store
-    if store is None:
-        store = Path(tempfile.mkdtemp()) / "planted"
-        make_planted_store(store, brands_per_category=24, influencers=3000, positives_per_brand=12, modalities={
-            "topic": {"dim": 19, "share": 0.6, "noise": 0.6, "simplex": True},
-            "concept": {"dim": 128, "share": 0.6, "noise": 0.6, "simplex": False}})
+    with tempfile.TemporaryDirectory() as tmp:  # the planted store, when none is given, is removed at the end
+        store = args.store
+        if store is None:
+            store = Path(tmp) / "planted"
+            make_planted_store(store, brands_per_category=24, influencers=3000, positives_per_brand=12, modalities={
+                "topic": {"dim": 19, "share": 0.6, "noise": 0.6, "simplex": True},
+                "concept": {"dim": 128, "share": 0.6, "noise": 0.6, "simplex": False}})
+        measure(args, store)
+
+
+def measure(args: argparse.Namespace, store: str | Path) -> None:
+    """Print the table of ``args``'s batch sizes on ``store``."""
     sampler = FixedTripletSampler("release") if args.sampler == "release" else MixedSampler()
     datamodule = RankingDataModule(str(store), sampler=sampler, val_fraction=0.0, modalities=["topic", "concept"])
     datamodule.setup()

@@ -1,0 +1,53 @@
+"""The scripts of ``benchmarks/`` run at their smallest sizes: those of ``benchmarks/gpu.sh`` on the
+CPU (a session lent a GPU has minutes to spend, none to debug), and the start-up timer without
+its main job (which builds the default dataset). ``gpu_check.py`` is tested with the image stages
+(tests/features/test_image.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers.paths import REPO
+
+SCRIPTS = {
+    "train_speed": ["--batch-sizes", "8", "--steps", "12", "--repeats", "1"],
+    "image_throughput": ["--model", "resnet18", "--image-size", "32", "--source-size", "40", "--images", "8",
+                         "--batch-size", "4", "--workers", "0", "--device", "cpu", "--decode", "worker",
+                         "--model-batches", "1", "--json", "{out}"],
+    "rank_scale": ["--devices", "cpu", "--methods", "torch", "--brands", "1", "--candidates", "1000", "--dim", "16",
+                   "--repeats", "1", "--out", "{out}"],
+    "startup": ["--repeats", "1", "--job-repeats", "0"],
+}
+
+
+def _figures(script: str, stdout: str, out) -> list[float]:
+    """The figures each script exists to print: rates, seconds."""
+    if script == "train_speed":  # | batch | ours | naive | ratio | ...
+        row = next(line for line in stdout.splitlines() if line.startswith("| 8 |"))
+        return [float(cell.strip().replace(",", "").rstrip("x")) for cell in row.split("|")[2:5]]
+    if script == "image_throughput":
+        row = json.loads(out.read_text().splitlines()[-1])
+        return [row["model_only"], row["end_to_end"]]
+    if script == "rank_scale":
+        return [row["seconds"] for row in json.loads(out.read_text())["rows"]]
+    row = next(line for line in stdout.splitlines() if line.startswith("| bamir-train --help |"))
+    return [float(row.split("|")[2])]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_a_benchmark_script_runs_at_its_smallest_size(script, tmp_path):
+    out = tmp_path / "result.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{script}.py"),
+                           *[a.format(out=out) for a in SCRIPTS[script]]], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    figures = _figures(script, done.stdout, out)
+    assert figures and all(value > 0 for value in figures), (figures, done.stdout[-2000:])
