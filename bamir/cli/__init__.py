@@ -7,9 +7,11 @@ Nothing here imports torch or lightning: ``--help``, ``--cfg`` and shell complet
 import functools
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.hydra import Hydra
 from hydra.core.object_type import ObjectType
 
 from bamir.config import CONFIG_MODULE  # Hydra imports that package (conf/__init__.py): it registers resolvers and schemas
+from bamir.features.settings import SCHEMA_GROUP
 
 CONFIG_DIR = f"pkg://{CONFIG_MODULE}"
 
@@ -30,4 +32,16 @@ def _one_repository_per_listing(get_group_options):
     return wrapper
 
 
+def _without_schemas(list_all_config_groups):
+    """``--help`` lists the groups a user picks options from; the stage schemas that ``conf/features``
+    extends (the ConfigStore group ``schema/``, :data:`bamir.features.settings.SCHEMA_GROUP`) are not."""
+
+    @functools.wraps(list_all_config_groups)
+    def wrapper(self, parent=""):
+        return [g for g in list_all_config_groups(self, parent) if g.split("/")[0] != SCHEMA_GROUP.split("/")[0]]
+
+    return wrapper
+
+
 ConfigLoaderImpl.get_group_options = _one_repository_per_listing(ConfigLoaderImpl.get_group_options)
+Hydra.list_all_config_groups = _without_schemas(Hydra.list_all_config_groups)

@@ -63,3 +63,12 @@ def test_the_compose_api_needs_no_setup_of_its_own():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["7", "bamir.features.topic.TopicStage", "True"], done.stdout
+
+
+def test_help_lists_the_groups_a_user_picks_from_not_the_stage_schemas():
+    done = subprocess.run([sys.executable, "-m", "bamir.cli.train", "--help"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    groups = done.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    assert "\nmodel: " in groups and "\nfeatures/topic: " in groups
+    assert "schema" not in groups, groups
