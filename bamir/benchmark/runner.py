@@ -223,7 +223,8 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
                                        f"(does the dataset have a {prefix} split?)")
                 parts.append(RunScores.load(out / "scores.pt", spec.name, int(seed), metrics=metrics, seconds=seconds))
                 records.append({"model": spec.name, "seed": seed, **({} if fold is None else {"fold": fold}),
-                                "status": "ok", "seconds": round(seconds, 2), "torch_threads": metrics.get("env/torch_threads"),
+                                "status": "ok", "seconds": round(seconds, 2),
+                                "torch_threads": metrics.get("env/torch_threads"),
                                 **({} if fold is None else {"brands": len(parts[-1].brands)}),
                                 **{k: v for k, v in metrics.items() if k.startswith(f"{prefix}/")}})
             if skipped:

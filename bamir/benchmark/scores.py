@@ -184,6 +184,12 @@ class PooledRun:
         return pool_statistics([f.statistics(ks, ndcg_ks, curve_k) for f in self.folds])
 
 
+def same_layout(a: RunScores | PooledRun, b: RunScores | PooledRun) -> bool:
+    """Whether two rows scored the same brands against the same candidates (fold by fold)."""
+    la, lb = a.layout(), b.layout()
+    return len(la) == len(lb) and all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(la, lb))
+
+
 def seed_ensemble(runs: Sequence[RunScores | PooledRun], name: str) -> RunScores | PooledRun:
     """A seed ensemble of one model: its seeds' score matrices averaged entry by entry (fold by fold
     under cross-validation), as one row ``name`` of one seed (0). The seeds must have scored the
@@ -192,9 +198,7 @@ def seed_ensemble(runs: Sequence[RunScores | PooledRun], name: str) -> RunScores
         raise ValueError(f"{name}: no seeds to average")
     first = runs[0]
     for run in runs[1:]:
-        same = len(run.layout()) == len(first.layout()) and all(
-            torch.equal(a, b) for pair, other in zip(first.layout(), run.layout()) for a, b in zip(pair, other))
-        if not same:
+        if not same_layout(run, first):
             raise ValueError(f"{name}: seed {run.seed} scored other brands or candidates than seed {first.seed}")
 
     def mean(parts: Sequence[RunScores]) -> RunScores:

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from bamir.metric_names import metric_names
-from bamir.benchmark.scores import PooledRun, RunScores
+from bamir.benchmark.scores import PooledRun, RunScores, same_layout
 
 
 #: metrics of the table, in display order (the default cut-offs)
@@ -90,7 +90,7 @@ def summarise(runs: dict[str, list[RunScores]], reference: str | None = None, me
     first = runs[names[0]][0]
     for name in names:
         for run in runs[name]:
-            if not _same_layout(run.layout(), first.layout()):
+            if not same_layout(run, first):
                 raise ValueError(f"run {name} seed {run.seed}: other test brands or candidates than {first.name}")
     n_brands = len(first.brands)
     idx = bootstrap_indices(n_brands, samples, seed)
@@ -126,10 +126,6 @@ def summarise(runs: dict[str, list[RunScores]], reference: str | None = None, me
     table = pd.DataFrame(rows)
     defined = table.groupby("metric")["mean"].apply(lambda v: v.notna().any())
     return table[table["metric"].map(defined)].reset_index(drop=True)
-
-
-def _same_layout(a: tuple, b: tuple) -> bool:
-    return len(a) == len(b) and all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1]) for x, y in zip(a, b))
 
 
 def fold_table(runs: dict[str, list[PooledRun]], metrics: Sequence[str] = METRICS) -> pd.DataFrame:

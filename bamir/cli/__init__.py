@@ -10,7 +10,8 @@ from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.hydra import Hydra
 from hydra.core.object_type import ObjectType
 
-from bamir.config import CONFIG_MODULE  # Hydra imports that package (conf/__init__.py): it registers resolvers and schemas
+# Hydra imports the config package (conf/__init__.py), which registers the resolvers and schemas
+from bamir.config import CONFIG_MODULE
 from bamir.features.settings import SCHEMA_GROUP
 
 CONFIG_DIR = f"pkg://{CONFIG_MODULE}"

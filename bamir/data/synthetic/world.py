@@ -32,6 +32,8 @@ from bamir.data.schema import CATEGORIES
 from bamir.data.synthetic.vocabulary import CATEGORY_PROFILES, CLUSTERS, TOPIC_INDEX, TOPICS
 
 AFFINITY_TERMS = ("topic", "complement", "category", "style", "region", "reach", "engagement")
+#: A brand's reach preference: REACH_FROM_FOLLOWERS x z(log followers) + REACH_OWN x its own N(0, 1) draw.
+REACH_FROM_FOLLOWERS, REACH_OWN = 0.6, 0.8
 #: Style dimensions: brightness, warmth, saturation, contrast, grain (images), emoji use (captions).
 STYLE_DIM = 6
 #: Audience regions: name, UTC offset in hours, cities, weight among influencers.
@@ -105,7 +107,7 @@ def make_brands(cfg: dict, rng: np.random.Generator) -> Accounts:
     followers = np.round(10 ** log_f).astype(np.int64)
     engagement = np.exp(rng.normal(np.log(0.008), 0.5, n))
     z = (log_f - log_f.mean()) / (log_f.std() + 1e-9)
-    reach = 0.6 * z + 0.8 * rng.normal(size=n)
+    reach = REACH_FROM_FOLLOWERS * z + REACH_OWN * rng.normal(size=n)
     weights = np.array([r[3] for r in REGIONS])
     region = rng.choice(len(REGIONS), size=n, p=weights / weights.sum())
     targets = np.zeros((n, len(REGIONS)))
@@ -184,7 +186,7 @@ def expected_reach_affinity(world: World, weights: dict) -> np.ndarray:
     An upper bound still: the other brand latents (topics, style, regions) are only seen through posts."""
     rho = world.brands.reach
     log_f = np.log10(world.brands.followers.astype(np.float64))
-    expected = 0.6 * (log_f - log_f.mean()) / (log_f.std() + 1e-9)
+    expected = REACH_FROM_FOLLOWERS * (log_f - log_f.mean()) / (log_f.std() + 1e-9)
     a, b = int(np.argmax(rho)), int(np.argmin(rho))
     u = (world.terms["reach"][a].astype(np.float64) - world.terms["reach"][b]) / (rho[a] - rho[b])
     return (world.affinity + float(weights["reach"]) * (expected - rho)[:, None] * u[None, :]).astype(np.float32)

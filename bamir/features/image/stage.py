@@ -80,7 +80,9 @@ class ImageStage:
         posts, paths = raw.posts, ImagePaths(raw.root)
         entries = []
         for account, image in zip(posts["account_id"].tolist(), posts["image"].fillna("").astype(str).tolist()):
-            unsafe, file = paths.check(image) if image else ("no_image", "")
+            if not image:
+                continue
+            unsafe, file = paths.check(image)
             if unsafe:
                 continue
             try:
