@@ -88,16 +88,16 @@ def config_differences(cfg: DictConfig, run: Path, keys: list[str]) -> list[str]
 def _settings(conf: DictConfig, keys: list[str]) -> dict[str, Any]:
     """The settings under ``keys``, unresolved (as Hydra saves them), as ``{"a.b": leaf}``."""
     tree = OmegaConf.to_container(conf, resolve=False)
-    return _flat({k: tree.get(k) for k in keys})
+    return flat_settings({k: tree.get(k) for k in keys})
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+def flat_settings(tree: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a.b": leaf}`` of nested dicts; lists and scalars are leaves."""
     if not isinstance(tree, dict):
         return {prefix: tree}
     out: dict[str, Any] = {}
     for key, value in tree.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        out.update(flat_settings(value, f"{prefix}.{key}" if prefix else str(key)))
     return out
 
 

@@ -4,7 +4,6 @@ scores; then the table, the plots and the W&B summary run."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from bamir.benchmark.jobs import run_job
 from bamir.benchmark.plots import category_auc, plot_category_auc, plot_recall_curves, plot_score_distributions
 from bamir.benchmark.scores import PooledRun, RunScores, seed_ensemble
 from bamir.benchmark.statistics import METRICS, fold_table, summarise
@@ -184,11 +184,9 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 
 
 def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], list[dict[str, Any]]]:
-    """Train and test every run spec for every seed (and fold, ``split: cv``); returns the score matrices
+    """Train and test every run spec for every seed (and fold, ``split: cv``), each in its job folder
+    (reused when finished there before: :func:`~bamir.benchmark.jobs.run_job`); returns the score matrices
     (``{name: [RunScores]}``, or ``{name: [PooledRun]}`` for ``split: cv``, one per seed) and a log of the runs."""
-    from bamir.tracking import job_run
-    from bamir.train import train
-
     split = benchmark_split(cfg)
     folds = list(range(cv_settings(cfg)[0])) if split == "cv" else [None]
     prefix = "test" if split == "cv" else split
@@ -205,10 +203,8 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
                 run_cfg = compose_run(cfg, spec, int(seed), out, fold)
                 log.info("benchmark: %s seed %s%s (%s)", spec.name, seed, "" if fold is None else f" fold {fold}",
                          " ".join(spec.overrides) or "no overrides")
-                start = time.perf_counter()
                 try:
-                    with job_run():
-                        metrics = train(run_cfg)
+                    metrics, seconds, reused = run_job(run_cfg, out)
                 except _unavailable_errors() as err:
                     if not cfg.get("skip_unavailable", True):
                         raise
@@ -216,14 +212,13 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
                     records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
                     skipped = True
                     break
-                seconds = time.perf_counter() - start
                 if not (out / "scores.pt").is_file():
                     what = f"fold {fold}'s test" if fold is not None else split
                     raise RuntimeError(f"benchmark run {spec.name} seed {seed}: no {what} scores were recorded "
                                        f"(does the dataset have a {prefix} split?)")
                 parts.append(RunScores.load(out / "scores.pt", spec.name, int(seed), metrics=metrics, seconds=seconds))
                 records.append({"model": spec.name, "seed": seed, **({} if fold is None else {"fold": fold}),
-                                "status": "ok", "seconds": round(seconds, 2),
+                                "status": "ok", "seconds": round(seconds, 2), "reused": reused,
                                 "torch_threads": metrics.get("env/torch_threads"),
                                 **({} if fold is None else {"brands": len(parts[-1].brands)}),
                                 **{k: v for k, v in metrics.items() if k.startswith(f"{prefix}/")}})
