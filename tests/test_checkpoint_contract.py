@@ -124,7 +124,7 @@ def test_eval_and_rank_reproduce_training_from_the_checkpoint_alone(kind, traine
 
 
 @pytest.mark.parametrize("model", ["random", *(pytest.param(m, marks=pytest.mark.slow)
-                                              for m in ("popularity", "oracle", "feature_ceiling"))])
+                                              for m in ("popularity", "oracle", "feature_ceiling", "affinity_transfer"))])
 def test_every_unlearned_ranker_leaves_a_checkpoint_for_eval_and_rank(model, tmp_path, shared_data):
     cfg = compose_config("train", tmp_path / "train", [DATASET, *TRAINER, f"model={model}", "data.standardize=false"],
                          fast=False)

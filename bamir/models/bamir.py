@@ -7,6 +7,14 @@ product. The score is their sum::
 
     s(b, i) = sum_branch < f_branch(b), f_branch(i) >        (published: content + concept)
 
+Two extensions of bamir's own, off in the published model. With ``shared_encoders=False`` brands
+go through encoders of their own (two towers, ``< g_branch(b), f_branch(i) >``): one shared encoder
+makes each branch a positive semi-definite kernel of the two accounts' features, which cannot
+express an asymmetric fit (a brand's preference for audiences unlike its own). With
+``candidate_bias=True`` a linear read-out of the candidate's features is added, ``+ w . x_i``, a
+brand-independent term (an influencer's engagement) that an inner product of encoders does not
+express; it starts at zero.
+
 Training examples are rows ``(brand, positive, negative_1..n)``. With ``loss="triplet"``
 (published), over the batch ``B`` of rows and each negative ``n`` of a row::
 
@@ -34,6 +42,7 @@ Branches are declared in config; an encoder whose input modalities are not serve
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any, Callable
 
@@ -63,6 +72,8 @@ class BamirModel(RankingModule):
         l1_on: ``"all"`` parameters or the ``"weights"`` (matrices) only.
         dropout: dropout rate behind the encoders' hidden layers.
         init_std: weights and biases drawn from ``N(0, init_std^2)``; None: PyTorch's default.
+        shared_encoders: brands and candidates through the same encoders (published); False: two towers.
+        candidate_bias: add ``w . x_i``, a linear read-out of the candidate's features (a branch ``bias``).
         store_fingerprint: what the checkpoint remembers of the feature store it was trained on.
     """
 
@@ -78,6 +89,8 @@ class BamirModel(RankingModule):
         l1_on: str = "all",
         dropout: float = 0.5,
         init_std: float | None = None,
+        shared_encoders: bool = True,
+        candidate_bias: bool = False,
         optimizer: Callable | None = None,
         scheduler: Callable | None = None,
         seed: int = 24,
@@ -122,35 +135,60 @@ class BamirModel(RankingModule):
             self.margins[branch] = float(spec.get("margin", 1.0))
         if not len(self.encoders):
             raise ValueError(f"no branch can be built from the store's modalities {sorted(input_dims)}")
+        # the brands' own tower starts as a copy of the candidates', the bias at zero: no random numbers drawn
+        self.brand_encoders = None if shared_encoders else copy.deepcopy(self.encoders)
+        self.bias = None
+        if candidate_bias:
+            self.bias = nn.utils.skip_init(nn.Linear, sum(input_dims[m] for m in self.modalities), 1)
+            nn.init.zeros_(self.bias.weight)
+            nn.init.zeros_(self.bias.bias)
 
     @property
     def modalities(self) -> list[str]:
         return sorted({m for branch in self.inputs.values() for inputs in branch.values() for m in inputs})
 
-    def encode(self, branch: str, rows: Tensor) -> Tensor:
-        """Branch embedding of accounts ``rows [*] -> [*, d]``."""
+    def encode(self, branch: str, rows: Tensor, side: str = "candidate") -> Tensor:
+        """Branch embedding of accounts ``rows [*] -> [*, d]`` on ``side`` (``"brand"``: the brands'
+        tower when it has one)."""
+        encoders = self.brand_encoders if side == "brand" and self.brand_encoders is not None else self.encoders
         embeddings = [
             encoder(torch.cat([self.features(m, rows) for m in self.inputs[branch][name]], dim=-1))
-            for name, encoder in self.encoders[branch].items()
+            for name, encoder in encoders[branch].items()
         ]
         return fuse(embeddings, self.fusion[branch])
 
+    def candidate_bias(self, rows: Tensor) -> Tensor:
+        """``w . x_i`` of accounts ``rows [*] -> [*]``."""
+        return self.bias(torch.cat([self.features(m, rows) for m in self.modalities], dim=-1)).squeeze(-1)
+
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
-        return {b: self.encode(b, brands) @ self.encode(b, candidates).T for b in self.encoders}
+        b, c = self.branch_embeddings(brands, "brand"), self.branch_embeddings(candidates, "candidate")
+        return {k: b[k] @ c[k].T for k in b}
 
     def branch_embeddings(self, rows: Tensor, side: str) -> dict[str, Tensor]:
-        """Each branch's embedding ``f_branch(rows)``, the same for brands and candidates."""
-        return {b: self.encode(b, rows) for b in self.encoders}
+        """Each branch's embedding on ``side``; the bias branch is ``[1]`` for a brand, ``[w . x_i]`` for a
+        candidate."""
+        out = {b: self.encode(b, rows, side) for b in self.encoders}
+        if self.bias is not None:
+            out["bias"] = torch.ones(len(rows), 1, device=rows.device) if side == "brand" else \
+                self.candidate_bias(rows)[:, None]
+        return out
 
     def row_scores(self, rows: Tensor) -> dict[str, Tensor]:
         """Scores of training rows ``[B, 1 + k]`` ``(brand, items...) -> {branch: [B, k]}``.
 
-        Brands and items go through each encoder together, in one call.
+        With shared encoders brands and items go through each encoder together, in one call.
         """
         out = {}
         for b in self.encoders:
-            e = self.encode(b, rows)  # [B, 1 + k, d]
-            out[b] = (e[:, :1] * e[:, 1:]).sum(-1)
+            if self.brand_encoders is None:
+                e = self.encode(b, rows)  # [B, 1 + k, d]
+                brand, items = e[:, :1], e[:, 1:]
+            else:
+                brand, items = self.encode(b, rows[:, :1], "brand"), self.encode(b, rows[:, 1:])
+            out[b] = (brand * items).sum(-1)
+        if self.bias is not None:
+            out["bias"] = self.candidate_bias(rows[:, 1:])
         return out
 
     def loss(self, rows: Tensor) -> dict[str, Tensor]:
@@ -160,6 +198,8 @@ class BamirModel(RankingModule):
         terms: dict[str, Tensor] = {}
         if self.loss_kind == "triplet":
             for branch, s in scores.items():
+                if branch not in self.margins:
+                    continue  # the candidate bias enters the cross-entropy only
                 terms[f"hinge_{branch}"] = F.relu(self.margins[branch] - s[:, :1] + s[:, 1:]).sum()
             ce = self.triplet_cross_entropy(total)  # [B, n]
             reduced = ce.sum() if self.cross_entropy_reduction == "sum" else ce.mean()

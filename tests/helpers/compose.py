@@ -9,6 +9,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import bamir.conf  # noqa: F401  (the resolvers and stage schemas, as the apps' import of the config package registers them)
+
 CONF_DIR = "../../conf"
 FAST_OVERRIDES = [
     "dataset=planted_tiny",

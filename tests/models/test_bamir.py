@@ -118,3 +118,34 @@ def test_l1_on_weights_leaves_biases_out():
     assert torch.allclose(model.loss(torch.tensor([[0, 2, 3]]))["l1"], expected)
     with pytest.raises(ValueError, match="l1_on"):
         _model(l1_on="biases")
+
+
+def test_two_towers_and_the_candidate_bias():
+    shared = _model()
+    model = _model(shared_encoders=False, candidate_bias=True)
+    brands, cands = torch.tensor([0, 1]), torch.tensor([2, 3, 4])
+    # both start as the published model: the brands' tower a copy of the candidates', the bias zero
+    assert torch.allclose(model.score_matrix(brands, cands), shared.score_matrix(brands, cands), atol=1e-6)
+    assert sum(p.numel() for p in model.parameters()) == \
+        2 * sum(p.numel() for p in shared.parameters()) + sum(DIMS.values()) + 1
+    with torch.no_grad():
+        for p in model.brand_encoders.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+        model.bias.weight.normal_()
+    concept = model.brand_encoders["concept"]["concept"](model.features("concept", brands)) \
+        @ model.encoders["concept"]["concept"](model.features("concept", cands)).T
+    x = torch.cat([model.features(m, cands) for m in sorted(DIMS)], -1)
+    scores = model.branch_scores(brands, cands)
+    assert torch.allclose(scores["concept"], concept, atol=1e-5)
+    assert torch.allclose(scores["bias"], (x @ model.bias.weight.T + model.bias.bias).T.expand(2, 3), atol=1e-5)
+    # a brand scored as a brand differs from the same account scored as a candidate (asymmetric)
+    assert not torch.allclose(scores["concept"][:, :2], model.branch_scores(cands[:2], brands)["concept"].T)
+    # the rows' scores, the embeddings' factorisation and the matrix agree
+    rows = torch.tensor([[0, 2, 3, 4]])
+    assert torch.allclose(sum(model.row_scores(rows).values()), model.score_matrix(brands, cands)[:1], atol=1e-5)
+    b, c = model.branch_embeddings(brands, "brand"), model.branch_embeddings(cands, "candidate")
+    assert torch.allclose(sum(b[k] @ c[k].T for k in b), model.score_matrix(brands, cands), atol=1e-5)
+    # the bias has no hinge: it enters the cross-entropy only
+    assert set(model.loss(rows)) == {"hinge_content", "hinge_concept", "cross_entropy", "l1", "loss"}
+    first, last = fit_fixed_batch(model.train(), torch.tensor([[0, 2, 3], [1, 4, 5], [0, 6, 7]]), 0.01, 50)
+    assert last < first

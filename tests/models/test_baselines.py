@@ -19,7 +19,8 @@ from bamir.store import FeatureStore
 from bamir.train import train
 from tests.helpers.compose import compose_config
 
-MODELS = ["random", "popularity", "sbr", "cosine_topic", "mir", "oracle", "feature_ceiling", "bamir_all_small"]
+MODELS = ["random", "popularity", "sbr", "cosine_topic", "mir", "oracle", "feature_ceiling", "affinity_transfer",
+          "bamir_all_small"]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def tiny_runs(tmp_path_factory, shared_data):
 
 
 #: the planted store's signal is in the features: every model that reads them beats chance
-READS_FEATURES = ["sbr", "cosine_topic", "mir", "oracle", "feature_ceiling", "bamir_all_small"]
+READS_FEATURES = ["sbr", "cosine_topic", "mir", "oracle", "feature_ceiling", "affinity_transfer", "bamir_all_small"]
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -93,6 +94,37 @@ def test_the_feature_ceiling_is_a_cross_fitted_ridge_read_out(planted_store):
             ridge = Ridge(alpha=10.0, fit_intercept=False).fit(x[fit.numpy()], affinity[b, fit.numpy()])
             got = scores[k, (fold - 10)].numpy()
             assert got == pytest.approx(ridge.predict(x[fold.numpy()]), rel=1e-4, abs=1e-5)
+
+
+def test_the_affinity_transfer_is_a_bilinear_ridge_fitted_on_the_fitting_brands_only(planted_store):
+    from sklearn.linear_model import Ridge
+
+    from bamir.models.affinity_transfer import AffinityTransferRanker
+
+    used = planted_store.modalities[:2]
+    features = {m: planted_store.load_modality(m).features for m in used}
+    model = AffinityTransferRanker({m: f.shape[1] for m, f in features.items()}, alpha=10.0)
+    model.attach_features(features)
+    model.prepare(planted_store)
+    extras = planted_store.load_tensors("planted_affinity")
+    brand_rows, columns = extras["brand_rows"], extras["influencer_rows"]
+    fit_b, pool = torch.arange(0, 20), torch.arange(0, 60)
+    model.set_fitting(brand_rows[fit_b], columns[pool])
+    scores = model.score_matrix(brand_rows[[25, 30]], columns[70:90])
+
+    def ones(x):
+        return torch.cat([x, torch.ones(len(x), 1)], 1).double()
+
+    x = ones(torch.cat([features[m][brand_rows] for m in sorted(used)], 1))
+    z = ones(torch.cat([features[m][columns] for m in sorted(used)], 1))
+    design = torch.einsum("bp,id->bipd", x[fit_b], z[pool]).reshape(len(fit_b) * len(pool), -1).numpy()
+    target = extras["affinity"][fit_b][:, pool].double().reshape(-1).numpy()
+    w = torch.tensor(Ridge(alpha=10.0, fit_intercept=False).fit(design, target).coef_).reshape(x.shape[1], z.shape[1])
+    assert scores.double().numpy() == pytest.approx((x[[25, 30]] @ w @ z[70:90].T).numpy(), rel=1e-4, abs=1e-5)
+    # the evaluated brands' own affinity is never read: changing it changes no score
+    model.affinity[[25, 30]] = 0.0
+    model.set_fitting(brand_rows[fit_b], columns[pool])
+    assert torch.equal(model.score_matrix(brand_rows[[25, 30]], columns[70:90]), scores)
 
 
 def test_the_oracle_fails_clearly_without_a_planted_affinity(planted_store, tmp_path):
