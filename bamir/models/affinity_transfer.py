@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from bamir.models.feature_ceiling import read_modalities
 from bamir.models.oracle import OracleRanker
 from bamir.store import FeatureStore
 
@@ -45,12 +46,7 @@ class AffinityTransferRanker(OracleRanker):
                  seed: int = 24, store_fingerprint: dict | None = None):
         super().__init__(input_dims=input_dims, store=store, name=name, seed=seed, store_fingerprint=store_fingerprint)
         self.save_hyperparameters()
-        wanted = list(modalities) if modalities is not None else sorted(input_dims or {})
-        missing = [m for m in wanted if m not in (input_dims or {})]
-        if missing or not wanted:
-            raise ValueError(f"affinity transfer: the store lacks {missing or 'every modality'} "
-                             f"(it has {sorted(input_dims or {})})")
-        self.used, self.alpha = wanted, float(alpha)
+        self.used, self.alpha = read_modalities(input_dims, modalities, "affinity transfer"), float(alpha)
         self.fitting: tuple[Tensor, Tensor] | None = None
         self.read_out: tuple[Tensor, Tensor, Tensor] | None = None
 

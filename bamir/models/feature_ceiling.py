@@ -23,6 +23,16 @@ from torch import Tensor
 from bamir.models.oracle import OracleRanker
 
 
+def read_modalities(input_dims: dict[str, int] | None, modalities: list[str] | None, who: str) -> list[str]:
+    """The modalities a read-out uses: ``modalities``, or every one of the store (``input_dims``); refused,
+    naming ``who``, when the store lacks one or has none."""
+    wanted = list(modalities) if modalities is not None else sorted(input_dims or {})
+    missing = [m for m in wanted if m not in (input_dims or {})]
+    if missing or not wanted:
+        raise ValueError(f"{who}: the store lacks {missing or 'every modality'} (it has {sorted(input_dims or {})})")
+    return wanted
+
+
 class FeatureCeilingRanker(OracleRanker):
     """Cross-fitted ridge read-out of the planted affinity from the features; nothing to train.
 
@@ -41,12 +51,8 @@ class FeatureCeilingRanker(OracleRanker):
                  seed: int = 24, store_fingerprint: dict | None = None):
         super().__init__(input_dims=input_dims, store=store, name=name, seed=seed, store_fingerprint=store_fingerprint)
         self.save_hyperparameters()
-        wanted = list(modalities) if modalities is not None else sorted(input_dims or {})
-        missing = [m for m in wanted if m not in (input_dims or {})]
-        if missing or not wanted:
-            raise ValueError(f"feature ceiling: the store lacks {missing or 'every modality'} "
-                             f"(it has {sorted(input_dims or {})})")
-        self.used, self.alpha, self.folds = wanted, float(alpha), int(folds)
+        self.used = read_modalities(input_dims, modalities, "feature ceiling")
+        self.alpha, self.folds = float(alpha), int(folds)
 
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
         rows = self.influencer_rows()
