@@ -80,7 +80,11 @@ def config_differences(cfg: DictConfig, run: Path, keys: list[str]) -> list[str]
     saved_path = run / ".hydra" / "config.yaml"
     if not saved_path.is_file():
         return [f"it has no saved config ({saved_path})"]
-    there, here = _settings(OmegaConf.load(saved_path), keys), _settings(cfg, keys)
+    return settings_differences(_settings(OmegaConf.load(saved_path), keys), _settings(cfg, keys))
+
+
+def settings_differences(there: dict[str, Any], here: dict[str, Any]) -> list[str]:
+    """``key: value there, value here`` for each flat setting (:func:`flat_settings`) that differs."""
     return [f"{k}: {there.get(k)!r} there, {here.get(k)!r} here"
             for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
 

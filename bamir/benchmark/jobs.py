@@ -25,7 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from bamir.checkpoints import flat_settings
+from bamir.checkpoints import flat_settings, settings_differences
 from bamir.utils import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,7 @@ def check_same_job(out: Path, run_cfg: DictConfig, settings: str) -> None:
     recorded = (out / JOB_CONFIG).read_text()
     if recorded == settings:
         return
-    there = flat_settings(OmegaConf.to_container(OmegaConf.create(recorded), resolve=False))
-    here = flat_settings(OmegaConf.to_container(run_cfg, resolve=False))
-    differ = [f"{k}: {there.get(k)!r} there, {here.get(k)!r} here"
-              for k in sorted(set(there) | set(here)) if there.get(k) != here.get(k)]
+    differ = settings_differences(flat_settings(OmegaConf.to_container(OmegaConf.create(recorded), resolve=False)),
+                                  flat_settings(OmegaConf.to_container(run_cfg, resolve=False)))
     raise JobFolderError(f"benchmark job folder {out} was run with other settings ({'; '.join(differ[:10])}): "
                          f"run this benchmark in a new folder, or move that one away")

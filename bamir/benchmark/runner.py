@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bamir.benchmark.jobs import run_job
+from bamir.benchmark.jobs import SCORES, run_job
 from bamir.benchmark.plots import category_auc, plot_category_auc, plot_recall_curves, plot_score_distributions
 from bamir.benchmark.scores import PooledRun, RunScores, seed_ensemble
 from bamir.benchmark.statistics import METRICS, fold_table, summarise
@@ -160,7 +160,7 @@ def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path, fol
             run.callbacks = {}
         monitor = run.get("optimized_metric") if split == "val" else None
         mode = (run.callbacks.get("model_checkpoint") or {}).get("mode", "max")
-        run.callbacks.scores = {"_target_": "bamir.benchmark.scores.ScoreRecorder", "path": str(output_dir / "scores.pt"),
+        run.callbacks.scores = {"_target_": "bamir.benchmark.scores.ScoreRecorder", "path": str(output_dir / SCORES),
                                 "split": "val" if split == "val" else "test", "monitor": monitor, "mode": mode}
         if (run.get("logger") or {}).get("wandb") is not None:
             if _wandb_node(cfg) is None:
@@ -212,11 +212,11 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
                     records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
                     skipped = True
                     break
-                if not (out / "scores.pt").is_file():
+                if not (out / SCORES).is_file():
                     what = f"fold {fold}'s test" if fold is not None else split
                     raise RuntimeError(f"benchmark run {spec.name} seed {seed}: no {what} scores were recorded "
                                        f"(does the dataset have a {prefix} split?)")
-                parts.append(RunScores.load(out / "scores.pt", spec.name, int(seed), metrics=metrics, seconds=seconds))
+                parts.append(RunScores.load(out / SCORES, spec.name, int(seed), metrics=metrics, seconds=seconds))
                 records.append({"model": spec.name, "seed": seed, **({} if fold is None else {"fold": fold}),
                                 "status": "ok", "seconds": round(seconds, 2), "reused": reused,
                                 "torch_threads": metrics.get("env/torch_threads"),

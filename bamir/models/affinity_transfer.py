@@ -26,7 +26,6 @@ from torch import Tensor
 
 from bamir.models.feature_ceiling import read_modalities
 from bamir.models.oracle import OracleRanker
-from bamir.store import FeatureStore
 
 
 class AffinityTransferRanker(OracleRanker):
@@ -73,8 +72,7 @@ class AffinityTransferRanker(OracleRanker):
         if self.fitting is None:
             raise RuntimeError("affinity transfer: the fitting brands and pool are unknown: attach_data(datamodule) "
                                "or set_fitting() first")
-        if not self.ready:
-            raise RuntimeError("affinity transfer: call prepare(store) or run it under a Trainer first")
+        self.ensure_prepared()
         device = self.affinity.device
         brands, pool = (t.to(device) for t in self.fitting)
         b, i = self.brand_index[brands], self.influencer_index[pool]
@@ -88,8 +86,6 @@ class AffinityTransferRanker(OracleRanker):
         return v.T, sr * target / (sr ** 2 + self.alpha), y.T
 
     def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
-        if not self.ready and self.store_path is not None:
-            self.prepare(FeatureStore(self.store_path))
         if self.read_out is None:
             self.read_out = self.fit()
         v, m, y = self.read_out

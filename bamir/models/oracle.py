@@ -92,11 +92,15 @@ class OracleRanker(RankingModule):
             self.register_buffer(key, value.to(device), persistent=False)
         self.ready = True
 
-    def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
+    def ensure_prepared(self) -> None:
+        """Load the affinity from ``store`` when no Trainer or :meth:`prepare` has."""
         if not self.ready:
             if self.store_path is None:
-                raise RuntimeError("oracle: call prepare(store) or run it under a Trainer first")
+                raise RuntimeError(f"{type(self).__name__}: call prepare(store) or run it under a Trainer first")
             self.prepare(FeatureStore(self.store_path))
+
+    def branch_scores(self, brands: Tensor, candidates: Tensor) -> dict[str, Tensor]:
+        self.ensure_prepared()
         b, c = self.brand_index[brands], self.influencer_index[candidates]
         if (b < 0).any() or (c < 0).any():
             raise ValueError("oracle: some brands / candidates are not in the planted affinity's rows / columns")
