@@ -2,7 +2,9 @@
 
 Modules: :mod:`~bamir.benchmark.scores` (recording and pooling each run's per-brand statistics),
 :mod:`~bamir.benchmark.statistics` (bootstrap, paired tests, summary), :mod:`~bamir.benchmark.tables`,
-:mod:`~bamir.benchmark.plots`, :mod:`~bamir.benchmark.runner` (the runs, outputs, W&B).
+:mod:`~bamir.benchmark.plots`, :mod:`~bamir.benchmark.runner` (the runs, outputs, W&B),
+:mod:`~bamir.benchmark.jobs` (job folders, reused when run again), :mod:`~bamir.benchmark.search` (a row's
+hyper-parameters searched inside each fold, on its inner carve).
 
 Every run is an ordinary :func:`bamir.train.train` call on a composed ``conf/train.yaml``
 (``model=<name> seed=<s>`` plus the run's overrides), with one extra callback,

@@ -4,7 +4,7 @@ scores; then the table, the plots and the W&B summary run."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from bamir.benchmark.jobs import SCORES, run_job
 from bamir.benchmark.plots import category_auc, plot_category_auc, plot_recall_curves, plot_score_distributions
+from bamir.benchmark.search import SearchSpec, run_search
 from bamir.benchmark.scores import PooledRun, RunScores, seed_ensemble
 from bamir.benchmark.statistics import METRICS, fold_table, summarise
 from bamir.benchmark.tables import markdown_fold_table, markdown_table
@@ -21,16 +22,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunSpec:
-    """One row of the table: a name, a model config (or None: the overrides choose) and overrides."""
+    """One row of the table: a name, a model config (or None: the overrides choose), overrides, and
+    optionally a hyper-parameter search inside each fold (:mod:`bamir.benchmark.search`)."""
 
     name: str
     model: str | None
     overrides: list[str] = field(default_factory=list)
+    search: SearchSpec | None = None
 
 
 def run_specs(cfg: DictConfig) -> list[RunSpec]:
     """``models`` (each its own row), the runs of ``sweep`` (:func:`sweep_specs`), then ``runs``
-    (``{name, model, overrides}``: override sets)."""
+    (``{name, model, overrides, search}``: override sets, ``search`` optional)."""
     specs = [RunSpec(str(m), str(m)) for m in (cfg.get("models") or [])]
     if cfg.get("sweep"):
         specs += sweep_specs(str(cfg.sweep), list(cfg.get("names") or []))
@@ -43,7 +46,9 @@ def run_specs(cfg: DictConfig) -> list[RunSpec]:
         name = entry.get("name") or model
         if not name:
             raise ValueError(f"benchmark run {entry}: give it a name or a model")
-        specs.append(RunSpec(str(name), None if model is None else str(model), _override_list(entry.get("overrides"))))
+        search = SearchSpec.from_config(entry["search"], str(name)) if entry.get("search") else None
+        specs.append(RunSpec(str(name), None if model is None else str(model), _override_list(entry.get("overrides")),
+                             search))
     names = [s.name for s in specs]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
@@ -131,13 +136,14 @@ def cv_settings(cfg: DictConfig) -> tuple[int, int]:
     return folds, seed
 
 
-def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path, fold: int | None = None) -> DictConfig:
+def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path, fold: int | None = None,
+                trial: int | None = None) -> DictConfig:
     """The ``train`` config of one run: ``model=`` and ``seed=``, then ``common``, ``overrides`` and the
     run's own overrides; the benchmark's dataset and paths, output in ``output_dir``, the
     :class:`ScoreRecorder` callback for the benchmark's ``split``, and a W&B run named
     ``<row> seed=<seed>`` in the benchmark's group when the benchmark logs to W&B (none otherwise).
     ``split: cv`` with ``fold=k``: ``data.cv_fold=k`` with the benchmark's ``cv.folds`` and ``cv.seed``,
-    the fold's test scores recorded and ``fold=<k>`` added to the W&B name."""
+    the fold's test scores recorded and ``fold=<k>`` added to the W&B name (and ``trial=<t>`` for a search's trial)."""
     overrides = ([f"model={spec.model}"] if spec.model else []) + [f"seed={seed}"]
     overrides += _override_list(cfg.get("common")) + _override_list(cfg.get("overrides"))
     overrides += spec.overrides
@@ -166,7 +172,8 @@ def compose_run(cfg: DictConfig, spec: RunSpec, seed: int, output_dir: Path, fol
             if _wandb_node(cfg) is None:
                 run.logger.wandb = None  # the benchmark logs nothing to W&B: neither do its runs
             else:
-                name = f"{spec.name} seed={seed}" + ("" if fold is None else f" fold={fold}")
+                name = (f"{spec.name} seed={seed}" + ("" if fold is None else f" fold={fold}")
+                        + ("" if trial is None else f" trial={trial}"))
                 run.logger.wandb.update(group=wandb_group(cfg), name=name, job_type="train",
                                         tags=[*cfg.get("tags", []), spec.name])
     return run
@@ -200,11 +207,10 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
             for fold in folds:
                 out = output_dir / "jobs" / spec.name / f"seed{seed}"
                 out = out if fold is None else out / f"fold{fold}"
-                run_cfg = compose_run(cfg, spec, int(seed), out, fold)
                 log.info("benchmark: %s seed %s%s (%s)", spec.name, seed, "" if fold is None else f" fold {fold}",
                          " ".join(spec.overrides) or "no overrides")
                 try:
-                    metrics, seconds, reused = run_job(run_cfg, out)
+                    metrics, seconds, reused, scores_dir, chosen = _run_row_job(cfg, spec, int(seed), out, fold)
                 except _unavailable_errors() as err:
                     if not cfg.get("skip_unavailable", True):
                         raise
@@ -212,13 +218,13 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
                     records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
                     skipped = True
                     break
-                if not (out / SCORES).is_file():
+                if not (scores_dir / SCORES).is_file():
                     what = f"fold {fold}'s test" if fold is not None else split
                     raise RuntimeError(f"benchmark run {spec.name} seed {seed}: no {what} scores were recorded "
                                        f"(does the dataset have a {prefix} split?)")
-                parts.append(RunScores.load(out / SCORES, spec.name, int(seed), metrics=metrics, seconds=seconds))
+                parts.append(RunScores.load(scores_dir / SCORES, spec.name, int(seed), metrics=metrics, seconds=seconds))
                 records.append({"model": spec.name, "seed": seed, **({} if fold is None else {"fold": fold}),
-                                "status": "ok", "seconds": round(seconds, 2), "reused": reused,
+                                "status": "ok", "seconds": round(seconds, 2), "reused": reused, **chosen,
                                 "torch_threads": metrics.get("env/torch_threads"),
                                 **({} if fold is None else {"brands": len(parts[-1].brands)}),
                                 **{k: v for k, v in metrics.items() if k.startswith(f"{prefix}/")}})
@@ -230,6 +236,24 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
             else:
                 results[spec.name].extend(parts)
     return {k: v for k, v in results.items() if v}, records
+
+
+def _run_row_job(cfg: DictConfig, spec: RunSpec, seed: int, out: Path,
+                 fold: int | None) -> tuple[dict[str, Any], float, bool, Path, dict[str, Any]]:
+    """One (row, seed[, fold]) job in ``out``, or the search of a row with ``search``; returns its
+    metrics, seconds, whether it was reused, the folder of its scores and (a search) the chosen trial."""
+    if spec.search is None:
+        return (*run_job(compose_run(cfg, spec, seed, out, fold), out), out, {})
+    if benchmark_split(cfg) == "val":
+        raise ValueError(f"benchmark row {spec.name}: a search chooses on the validation brands, which split=val "
+                         f"reports; use split=cv (or test)")
+
+    def compose_trial(extra: list[str], trial_dir: Path, trial: int) -> DictConfig:
+        return compose_run(cfg, replace(spec, overrides=spec.overrides + extra), seed, trial_dir, fold, trial)
+
+    result = run_search(spec.search, compose_trial, out, seed)
+    chosen = {"trial": result.best_trial, "search": " ".join(result.trials[result.best_trial]["overrides"])}
+    return result.metrics, result.seconds, result.reused, result.best_dir, chosen
 
 
 def _wandb_node(cfg: DictConfig) -> DictConfig | None:
