@@ -11,11 +11,26 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
 
 from bamir.metric_names import metric_names
 from bamir.metric_names import mode as metric_mode
 
 log = logging.getLogger(__name__)
+
+
+class RunConfigInCheckpoints(L.Callback):
+    """Every checkpoint of a run carries the run's composed config (unresolved YAML, ``bamir_config``),
+    so it says how it was trained, and a run started again in its folder can check it is the same run
+    (:func:`bamir.checkpoints.check_same_run`)."""
+
+    def __init__(self, cfg: DictConfig):
+        self.config = OmegaConf.to_yaml(cfg)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        from bamir.checkpoints import RUN_CONFIG
+
+        checkpoint[RUN_CONFIG] = self.config
 
 
 class BestValidation(L.Callback):

@@ -5,6 +5,9 @@
   saving leaves the previous ``last.ckpt`` as it was.
 - :func:`read_checkpoint` reads one whole before a run uses it, naming the file when it
   cannot (:class:`CheckpointError`).
+- every checkpoint carries its run's composed config (``bamir_config``,
+  :class:`bamir.callbacks.RunConfigInCheckpoints`); :func:`check_same_run` refuses to resume a run's
+  own ``last.ckpt`` under other ``ckpt_match`` settings (a command rerun in its folder with other settings).
 - :func:`newest_matching_run` is ``ckpt_path=last``: the newest checkpoint among earlier runs
   whose saved config (``.hydra/config.yaml``) agrees with this one on ``ckpt_match``.
 - :func:`load_checkpoint` rebuilds a ranker with the data module of its store, serving the data
@@ -26,6 +29,8 @@ from omegaconf import DictConfig, OmegaConf
 from bamir.utils import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+RUN_CONFIG = "bamir_config"
 
 
 class CheckpointError(ValueError):
@@ -73,6 +78,22 @@ def newest_matching_run(runs: Path, cfg: DictConfig, exclude: Path) -> str:
         f"ckpt_path=last: no run under {runs} has this run's {', '.join(keys)}; the newest, "
         f"{found[0].parent.parent}, differs: {differences}. Pass ckpt_path=PATH to resume it anyway"
     )
+
+
+def check_same_run(path: str | Path, checkpoint: dict[str, Any], cfg: DictConfig) -> None:
+    """:class:`CheckpointError` when the run that wrote ``checkpoint`` (its :data:`RUN_CONFIG`) differs from
+    ``cfg`` on ``cfg.ckpt_match``, naming the settings; a checkpoint without a recorded config passes."""
+    saved = checkpoint.get(RUN_CONFIG)
+    if saved is None:
+        log.warning("%s records no run config (written by an older bamir): resuming without checking its settings",
+                    path)
+        return
+    keys = list(cfg.get("ckpt_match") or [])
+    differences = settings_differences(_settings(OmegaConf.create(saved), keys), _settings(cfg, keys))
+    if differences:
+        raise CheckpointError(
+            f"{path}: this folder's run was trained with other settings ({'; '.join(differences[:10])}); "
+            f"run in a new folder, or pass ckpt_path={path} to resume it anyway")
 
 
 def config_differences(cfg: DictConfig, run: Path, keys: list[str]) -> list[str]:

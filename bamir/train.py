@@ -13,8 +13,8 @@ import torch
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from bamir.callbacks import RunStopped
-from bamir.checkpoints import check_store, load_checkpoint, newest_matching_run, read_checkpoint
+from bamir.callbacks import RunConfigInCheckpoints, RunStopped
+from bamir.checkpoints import check_same_run, check_store, load_checkpoint, newest_matching_run, read_checkpoint
 from bamir.config import check_output_dir, instantiate
 from bamir.datamodule import RankingDataModule
 from bamir.metric_names import metric_names
@@ -82,6 +82,8 @@ def use_cutoffs(cfg: DictConfig, model: RankingModule) -> None:
 def build_trainer(cfg: DictConfig, with_callbacks: bool = True) -> L.Trainer:
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None] if with_callbacks else []
+    if with_callbacks:
+        callbacks.append(RunConfigInCheckpoints(cfg))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -118,10 +120,14 @@ def interrupted_checkpoint(cfg: DictConfig) -> str | None:
 
 def resume_checkpoint(cfg: DictConfig, datamodule: RankingDataModule) -> str | None:
     """The checkpoint a fit resumes from (``ckpt_path``, else the run folder's own), read whole first
-    and refused when trained on another feature store."""
-    path = resolve_checkpoint(cfg) or interrupted_checkpoint(cfg)
+    and refused when trained on another feature store, or (the run folder's own) with other settings."""
+    named = resolve_checkpoint(cfg)
+    path = named or interrupted_checkpoint(cfg)
     if path is not None:
-        check_store(path, read_checkpoint(path), datamodule.store)
+        checkpoint = read_checkpoint(path)
+        check_store(path, checkpoint, datamodule.store)
+        if named is None:
+            check_same_run(path, checkpoint, cfg)
     return path
 
 

@@ -102,6 +102,26 @@ def test_a_truncated_last_ckpt_is_named_on_rerun_and_by_rank(trained, tmp_path, 
         rank(cfg)
 
 
+def test_a_run_started_again_in_its_folder_resumes_only_under_the_same_settings(trained, tmp_path, shared_data):
+    run = _copy_run(trained, tmp_path)
+    last = run / "checkpoints" / "last.ckpt"
+    recorded = OmegaConf.create(torch.load(last, weights_only=True)["bamir_config"])
+    assert recorded.model.optimizer.lr == OmegaConf.load(run / ".hydra" / "config.yaml").model.optimizer.lr
+    before = last.read_bytes()
+    # the same command with another learning rate: refused, naming the setting, the checkpoint untouched
+    with pytest.raises(CheckpointError, match=r"trained with other settings \(model.optimizer.lr: .* there, 0.0001 here\)"):
+        train(_train_config(tmp_path, "base", [*ONE_EPOCH, "model.optimizer.lr=0.0001"], shared_data))
+    assert last.read_bytes() == before
+    # with the same settings and a longer schedule it goes on
+    train(_train_config(tmp_path, "base", ["trainer.max_epochs=2", "test=false"], shared_data))
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    # named explicitly (ckpt_path), a checkpoint resumes under other settings: the user asked for it
+    other = _train_config(tmp_path, "other", ["trainer.max_epochs=3", "test=false", f"ckpt_path={last}",
+                                              "model.optimizer.lr=0.0001"], shared_data)
+    train(other)
+    assert torch.load(Path(other.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
 def test_an_unwritable_checkpoints_folder_is_refused_before_any_work(tmp_path, shared_data, monkeypatch):
     import bamir.train as runs
 
