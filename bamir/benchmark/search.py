@@ -124,6 +124,7 @@ def run_search(spec: SearchSpec, compose: Callable[[list[str], Path, int], DictC
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for trial in recorded[:spec.n_trials]:
             study.enqueue_trial(trial["params"])  # replayed in order: the same jobs, reused
+    check_integer_params(distributions, compose([], out / "trial00", 0), out)
     trials: list[dict[str, Any]] = []
     metrics_of: dict[int, dict[str, Any]] = {}
     seconds, reused = 0.0, True
@@ -149,6 +150,18 @@ def run_search(spec: SearchSpec, compose: Callable[[list[str], Path, int], DictC
     log.info("search %s: trial %d chosen on the inner carve (%s = %.4f)", out, best["trial"],
              " + ".join(objective), best["objective"])
     return SearchResult(best_dir, int(best["trial"]), metrics_of[best["trial"]], seconds, reused, trials)
+
+
+def check_integer_params(distributions: dict[str, Any], base: DictConfig, where: Path) -> None:
+    """Refuse a real-valued range (``interval``: Hydra's intervals are real) for a setting that is an integer."""
+    from optuna.distributions import LogUniformDistribution, UniformDistribution
+
+    for key, distribution in distributions.items():
+        value = OmegaConf.select(base, key)
+        real = isinstance(distribution, (UniformDistribution, LogUniformDistribution))
+        if real and isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"{where}: search param {key} is an integer ({value}) but interval() draws real "
+                             f"numbers: use range(a, b) (a to b, both included)")
 
 
 def write_trials(out: Path, trials: list[dict[str, Any]]) -> None:

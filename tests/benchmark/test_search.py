@@ -82,6 +82,13 @@ def test_a_search_is_refused_where_it_would_choose_on_the_reported_brands(tmp_pa
         run_benchmark(_cfg(tmp_path, shared_data, "split=val", "models=[]", "reference=tuned"))
 
 
+def test_a_real_range_for_an_integer_setting_is_refused_before_any_work(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setattr(bamir.train, "train", lambda cfg: pytest.fail("a trial ran"))
+    with pytest.raises(ValueError, match=r"data.batch_size is an integer \(\d+\) but interval\(\) draws real numbers"):
+        run_benchmark(_cfg(tmp_path, shared_data, "models=[]", "reference=tuned",
+                           SEARCH.replace('choice(16, 64)', 'interval(16, 64)')))
+
+
 @pytest.mark.parametrize("search, message", [
     ({"n_trials": 2, "params": {"model.optimizer.lr": "interval(0.001, 0.1)"}, "objective": "test/mrr"},
      "only validation metrics"),
