@@ -210,7 +210,7 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
                 log.info("benchmark: %s seed %s%s (%s)", spec.name, seed, "" if fold is None else f" fold {fold}",
                          " ".join(spec.overrides) or "no overrides")
                 try:
-                    metrics, seconds, reused, scores_dir, chosen = _run_row_job(cfg, spec, int(seed), out, fold)
+                    metrics, seconds, reused, chosen = _run_row_job(cfg, spec, int(seed), out, fold)
                 except _unavailable_errors() as err:
                     if not cfg.get("skip_unavailable", True):
                         raise
@@ -218,11 +218,11 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
                     records.append({"model": spec.name, "seed": seed, "status": f"skipped: {err}"})
                     skipped = True
                     break
-                if not (scores_dir / SCORES).is_file():
+                if not (out / SCORES).is_file():
                     what = f"fold {fold}'s test" if fold is not None else split
                     raise RuntimeError(f"benchmark run {spec.name} seed {seed}: no {what} scores were recorded "
                                        f"(does the dataset have a {prefix} split?)")
-                parts.append(RunScores.load(scores_dir / SCORES, spec.name, int(seed), metrics=metrics, seconds=seconds))
+                parts.append(RunScores.load(out / SCORES, spec.name, int(seed), metrics=metrics, seconds=seconds))
                 records.append({"model": spec.name, "seed": seed, **({} if fold is None else {"fold": fold}),
                                 "status": "ok", "seconds": round(seconds, 2), "reused": reused, **chosen,
                                 "torch_threads": metrics.get("env/torch_threads"),
@@ -239,11 +239,11 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
 
 
 def _run_row_job(cfg: DictConfig, spec: RunSpec, seed: int, out: Path,
-                 fold: int | None) -> tuple[dict[str, Any], float, bool, Path, dict[str, Any]]:
+                 fold: int | None) -> tuple[dict[str, Any], float, bool, dict[str, Any]]:
     """One (row, seed[, fold]) job in ``out``, or the search of a row with ``search``; returns its
-    metrics, seconds, whether it was reused, the folder of its scores and (a search) the chosen trial."""
+    metrics, seconds, whether it was reused and (a search) the chosen trial; its scores are ``out/scores.pt``."""
     if spec.search is None:
-        return (*run_job(compose_run(cfg, spec, seed, out, fold), out), out, {})
+        return (*run_job(compose_run(cfg, spec, seed, out, fold), out), {})
     if benchmark_split(cfg) == "val":
         raise ValueError(f"benchmark row {spec.name}: a search chooses on the validation brands, which split=val "
                          f"reports; use split=cv (or test)")
@@ -253,7 +253,7 @@ def _run_row_job(cfg: DictConfig, spec: RunSpec, seed: int, out: Path,
 
     result = run_search(spec.search, compose_trial, out, seed)
     chosen = {"trial": result.best_trial, "search": " ".join(result.trials[result.best_trial]["overrides"])}
-    return result.metrics, result.seconds, result.reused, result.best_dir, chosen
+    return result.metrics, result.seconds, result.reused, chosen
 
 
 def _wandb_node(cfg: DictConfig) -> DictConfig | None:

@@ -6,7 +6,8 @@ values the sampler draws for ``params`` (Hydra's sweep syntax, as in ``conf/hpar
 ``interval(a, b)``, ``tag(log, interval(a, b))``, ``range(a, b)``, ``choice(x, y)``), trained in
 ``<job>/trial<t>`` like any job (:func:`~bamir.benchmark.jobs.run_job`). Its value is the mean of the
 ``objective`` metrics at its selected epoch: validation metrics, i.e. the inner carve of the fold's
-training brands, never the brands the fold reports. The fold is then scored by the best trial.
+training brands, never the brands the fold reports. The fold is then scored by the best trial, whose
+``scores.pt`` is copied into the job folder.
 
 ``trials.json`` in the job folder records every trial (its parameters, overrides, objective and
 validation metrics; ``trials.csv`` shows the same as a table). Run again in its folder, the study
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any, Callable
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from bamir.benchmark.jobs import run_job
+from bamir.benchmark.jobs import SCORES, run_job
 from bamir.utils import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,7 @@ def run_search(spec: SearchSpec, compose: Callable[[list[str], Path, int], DictC
     pick = max if spec.direction == "maximize" else min
     best = pick(trials, key=lambda r: r["objective"])  # max/min keep the first of equal values
     best_dir = out / f"trial{best['trial']:02d}"
+    shutil.copyfile(best_dir / SCORES, out / SCORES)  # the job folder's scores, as for any row
     log.info("search %s: trial %d chosen on the inner carve (%s = %.4f)", out, best["trial"],
              " + ".join(objective), best["objective"])
     return SearchResult(best_dir, int(best["trial"]), metrics_of[best["trial"]], seconds, reused, trials)

@@ -53,6 +53,7 @@ def test_each_fold_is_scored_by_its_best_trial_on_the_inner_carve(tmp_path, shar
         chosen = job / f"trial{best['trial']:02d}"
         part = result["runs"]["tuned"][0].folds[fold]
         assert torch.equal(part.scores, torch.load(chosen / SCORES, weights_only=True)["scores"])
+        assert (job / SCORES).read_bytes() == (chosen / SCORES).read_bytes()
         assert runs.loc[("tuned", fold), "test/auc_global"] == pytest.approx(
             json.loads((chosen / JOB_DONE).read_text())["metrics"]["test/auc_global"])
     # the sampler draws distinct values within the ranges
