@@ -19,6 +19,9 @@ from bamir.metric_names import mode as metric_mode
 log = logging.getLogger(__name__)
 
 
+RUN_CONFIG = "bamir_config"  # the checkpoint key of the run's config
+
+
 class RunConfigInCheckpoints(L.Callback):
     """Every checkpoint of a run carries the run's composed config (unresolved YAML, ``bamir_config``),
     so it says how it was trained, and a run started again in its folder can check it is the same run
@@ -28,8 +31,6 @@ class RunConfigInCheckpoints(L.Callback):
         self.config = OmegaConf.to_yaml(cfg)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        from bamir.checkpoints import RUN_CONFIG
-
         checkpoint[RUN_CONFIG] = self.config
 
 

@@ -26,11 +26,10 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from bamir.callbacks import RUN_CONFIG
 from bamir.utils import atomic_write_bytes
 
 log = logging.getLogger(__name__)
-
-RUN_CONFIG = "bamir_config"
 
 
 class CheckpointError(ValueError):
