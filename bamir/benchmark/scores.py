@@ -213,6 +213,36 @@ def seed_ensemble(runs: Sequence[RunScores | PooledRun], name: str) -> RunScores
     return folds[0]
 
 
+def model_fusion(rows: Sequence[Sequence[RunScores | PooledRun]], name: str) -> RunScores | PooledRun:
+    """An equal-weight fusion of several models: each model's seed ensemble (:func:`seed_ensemble`),
+    standardised per brand (``z = (s - mean_c s) / std_c s`` over the brand's candidates, so that
+    models on other scales weigh alike), then averaged entry by entry, fold by fold. Nothing is
+    fitted or chosen: the weights are equal. The models must have scored the same brands and candidates."""
+    if len(rows) < 2:
+        raise ValueError(f"{name}: a fusion needs at least two models")
+    ensembles = [seed_ensemble(runs, name) for runs in rows]
+    first = ensembles[0]
+    for runs, ensemble in zip(rows[1:], ensembles[1:]):
+        if not same_layout(ensemble, first):
+            raise ValueError(f"{name}: {runs[0].name} scored other brands or candidates than {rows[0][0].name}")
+
+    def standardised(scores: Tensor) -> Tensor:
+        scores = scores.double()
+        spread = scores.std(dim=1, keepdim=True)
+        return (scores - scores.mean(dim=1, keepdim=True)) / torch.where(spread > 0, spread, torch.ones_like(spread))
+
+    def fuse(parts: Sequence[RunScores]) -> RunScores:
+        part = parts[0]
+        scores = torch.stack([standardised(p.scores) for p in parts]).mean(0).float()
+        return RunScores(name, 0, scores, part.labels, part.hard_negatives, part.brands, part.candidates,
+                         list(part.categories), seconds=sum(p.seconds for p in parts))
+
+    folds = [fuse([e.parts[k] for e in ensembles]) for k in range(len(first.parts))]
+    if isinstance(first, PooledRun):
+        return PooledRun(name, 0, folds, seconds=sum(f.seconds for f in folds))
+    return folds[0]
+
+
 def pool_statistics(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     """Per-brand statistics of several splits (:func:`brand_statistics`) as one: rows concatenated,
     ``cross_wins`` block-diagonal and ``block`` the index of each row's split."""

@@ -13,6 +13,7 @@ from omegaconf import open_dict
 
 from bamir.benchmark import (METRICS, PooledRun, RunScores, brand_statistics, bootstrap_indices, markdown_table,
                              metric_samples, run_benchmark, run_specs, seed_ensemble, summarise)
+from bamir.benchmark.scores import model_fusion
 from bamir.metrics import ranking_metrics
 from bamir.store import FeatureStore
 from tests.helpers.compose import compose_config
@@ -117,6 +118,31 @@ def test_a_seed_ensemble_averages_the_seeds_score_matrices_fold_by_fold():
     other.candidates = other.candidates + 1
     with pytest.raises(ValueError, match="seed 9 scored other brands or candidates than seed 0"):
         seed_ensemble([seeds[0], other], "m ensemble")
+
+
+def test_a_model_fusion_averages_per_brand_standardised_scores_of_each_models_seeds():
+    from scipy.stats import zscore
+
+    scores, labels, hard = _matrix(8)
+    # one model on another scale per brand: its fusion with itself ranks each brand as it does
+    scale = torch.rand(8, 1) * 10 + 0.1
+    alone = model_fusion([[_run("a", scores, labels, hard)], [_run("b", scores * scale - 3, labels, hard)]], "f")
+    assert torch.allclose(alone.scores.double(), torch.from_numpy(zscore(scores.double().numpy(), axis=1, ddof=1)),
+                          atol=1e-5)
+    # two models, the second with two seeds (averaged first), equal weights after standardising
+    other = torch.randn(8, 60)
+    fused = model_fusion([[_run("a", scores, labels, hard)],
+                          [_run("b", other, labels, hard, seed=0), _run("b", other + 2 * scale, labels, hard, seed=1)]],
+                         "f")
+    expected = (zscore(scores.numpy(), axis=1, ddof=1) + zscore((other + scale).numpy(), axis=1, ddof=1)) / 2
+    assert torch.allclose(fused.scores.double(), torch.from_numpy(expected).double(), atol=1e-5)
+    assert fused.name == "f" and torch.equal(fused.labels, labels)
+    moved = _run("b", other, labels)
+    moved.candidates = moved.candidates + 1
+    with pytest.raises(ValueError, match="f: b scored other brands or candidates than a"):
+        model_fusion([[_run("a", scores, labels)], [moved]], "f")
+    with pytest.raises(ValueError, match="at least two models"):
+        model_fusion([[_run("a", scores, labels)]], "f")
 
 
 def test_runs_on_other_brands_are_refused():

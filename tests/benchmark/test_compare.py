@@ -55,6 +55,10 @@ def test_rows_of_two_benchmarks_side_by_side(benchmarks, tmp_path):
     both = _compare(tmp_path, f"benchmarks=[{first['output_dir']},{second['output_dir']}]", "reference=cosine",
                     "rows=[popularity,random]")["table"]
     assert list(dict.fromkeys(both["model"])) == ["cosine", "popularity", "random"]
+    fused = _compare(tmp_path / "fused", f"benchmarks=[{first['output_dir']}]", "reference=cosine",
+                     "fusions={cosine_random: [cosine, random]}")
+    assert "cosine_random" in set(fused["table"]["model"])
+    assert (fused["output_dir"] / "compare.csv").is_file()
     for run, model in ((first, "random"), (second, "popularity")):
         ours = both.query("model == @model").set_index("metric")
         theirs = run["table"].query("model == @model").set_index("metric")
