@@ -14,6 +14,7 @@ import pytest
 import torch
 from omegaconf import open_dict
 
+from bamir.benchmark.scores import model_fusion
 from bamir.benchmark import (PooledRun, RunScores, brand_statistics, metric_samples, pool_statistics, run_benchmark,
                              summarise)
 from bamir.datamodule import RankingDataModule, brand_folds
@@ -236,7 +237,7 @@ def test_benchmark_split_cv_pools_every_training_brand_once(tmp_path, shared_dat
     cfg = compose_config("benchmark", tmp_path, [
         "dataset=planted_tiny", "suite=none", "models=[cosine,random]", "seeds=[0]", "split=cv", "cv.folds=2",
         "reference=cosine", 'overrides=["trainer=cpu","trainer.max_epochs=1"]', "bootstrap.samples=300",
-        "logger=none", "plots.enabled=false", "seed_ensembles=[random]"], fast=False)
+        "logger=none", "plots.enabled=false", "seed_ensembles=[random]", "fusions={both: [cosine, random]}"], fast=False)
     with open_dict(cfg):
         cfg.paths.data_dir = str(shared_data)
     result = run_benchmark(cfg)
@@ -259,8 +260,12 @@ def test_benchmark_split_cv_pools_every_training_brand_once(tmp_path, shared_dat
     # the per-fold table: each fold's own test metrics, as its run reported them
     folds = pd.read_csv(out / "folds.csv")
     runs = pd.read_csv(out / "runs.csv")
-    assert set(zip(folds["model"], folds["fold"])) == {(m, k) for m in ("cosine", "random", "random ensemble")
+    assert set(zip(folds["model"], folds["fold"])) == {(m, k) for m in ("cosine", "random", "random ensemble", "both")
                                                        for k in (0, 1)}
+    # the fusion row: the two rows' scores, standardised per brand, averaged, fold by fold
+    (both,) = result["runs"]["both"]
+    assert torch.equal(both.folds[1].scores, model_fusion([result["runs"]["cosine"], result["runs"]["random"]],
+                                                          "both").folds[1].scores)
     # the seed ensemble of one seed is that seed, fold by fold
     ensemble = table.query("model == 'random ensemble'").set_index("metric")["mean"]
     assert ensemble.to_dict() == pytest.approx(table.query("model == 'random'").set_index("metric")["mean"].to_dict())

@@ -5,7 +5,7 @@
 pooled as :class:`PooledRun`) and summarises them as the benchmark does (:func:`summarise`: CIs by the
 bootstrap over brands, paired tests against ``reference``): another reference, or rows of benchmarks
 run at other times side by side. A row found in several folders is taken from the first listed.
-``fusions: {name: [row, ...]}`` adds rows that fuse models with equal weights (:func:`model_fusion`).
+``fusions: {name: [row, ...]}`` adds rows that fuse models with equal weights (:func:`~bamir.benchmark.scores.model_fusion`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from bamir.benchmark.jobs import SCORES
-from bamir.benchmark.scores import PooledRun, RunScores, model_fusion
+from bamir.benchmark.scores import PooledRun, RunScores, add_fusions
 from bamir.benchmark.statistics import summarise
 from bamir.benchmark.tables import markdown_table
 
@@ -74,13 +74,9 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
             runs[name] = row
     if len(splits) > 1:
         raise ValueError(f"bamir-compare: {list(cfg.benchmarks)} mix cross-validated and single-split benchmarks")
-    for name, members in (cfg.get("fusions") or {}).items():
-        missing = [m for m in members if m not in runs]
-        if missing:
-            raise ValueError(f"bamir-compare: fusion {name}: rows {missing} are in none of the folders; "
-                             f"they hold {sorted(runs)}")
-        runs[str(name)] = [model_fusion([runs[m] for m in members], str(name))]
-    wanted = list(cfg.rows) if cfg.get("rows") else list(runs)
+    add_fusions(runs, cfg.get("fusions"))
+    fusions = [str(n) for n in (cfg.get("fusions") or {})]
+    wanted = list(cfg.rows) + [f for f in fusions if f not in cfg.rows] if cfg.get("rows") else list(runs)
     unknown = [r for r in [*wanted, cfg.reference] if r not in runs]
     if unknown:
         raise ValueError(f"bamir-compare: rows {unknown} are in none of the folders; they hold {sorted(runs)}")

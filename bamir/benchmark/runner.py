@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from bamir.benchmark.jobs import SCORES, run_job
 from bamir.benchmark.plots import category_auc, plot_category_auc, plot_recall_curves, plot_score_distributions
 from bamir.benchmark.search import SearchSpec, run_search
-from bamir.benchmark.scores import PooledRun, RunScores, seed_ensemble
+from bamir.benchmark.scores import PooledRun, RunScores, add_fusions, seed_ensemble
 from bamir.benchmark.statistics import METRICS, fold_table, summarise
 from bamir.benchmark.tables import markdown_fold_table, markdown_table
 
@@ -299,6 +299,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
         if name not in runs:
             raise ValueError(f"benchmark seed_ensembles: {name!r} is not a row; the rows are {sorted(runs)}")
         runs[f"{name} ensemble"] = [seed_ensemble(runs[name], f"{name} ensemble")]
+    add_fusions(runs, cfg.get("fusions"))
     reference = cfg.get("reference")
     if reference not in runs:
         fallback = next((n for n in runs if n.startswith("bamir")), None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -241,6 +241,15 @@ def model_fusion(rows: Sequence[Sequence[RunScores | PooledRun]], name: str) -> 
     if isinstance(first, PooledRun):
         return PooledRun(name, 0, folds, seconds=sum(f.seconds for f in folds))
     return folds[0]
+
+
+def add_fusions(runs: dict[str, list], fusions: Any) -> None:
+    """Add to ``runs`` one row per ``{name: [row, ...]}`` of ``fusions``: :func:`model_fusion` of those rows."""
+    for name, members in (fusions or {}).items():
+        missing = [m for m in members if m not in runs]
+        if missing:
+            raise ValueError(f"fusion {name}: {missing} are not rows; the rows are {sorted(runs)}")
+        runs[str(name)] = [model_fusion([runs[m] for m in members], str(name))]
 
 
 def pool_statistics(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:

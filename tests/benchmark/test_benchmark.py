@@ -211,13 +211,17 @@ CONF = REPO / "conf"
 
 
 @pytest.mark.parametrize("suite", sorted(p.stem for p in (CONF / "suite").glob("*.yaml")))
-def test_every_suite_names_existing_models_and_a_reference_row(suite, tmp_path):
+def test_every_suite_names_existing_models_a_reference_row_and_rows_to_combine(suite, tmp_path):
     cfg = compose_config("benchmark", tmp_path, [f"suite={suite}"], fast=False)
     specs = run_specs(cfg) if (cfg.models or cfg.runs) else []
     for spec in specs:
         assert spec.model is None or (CONF / "model" / f"{spec.model}.yaml").is_file(), spec
     if specs:
         assert cfg.reference in {s.name for s in specs}
+    for members in (cfg.get("fusions") or {}).values():  # a fusion fuses rows of the suite
+        assert set(members) <= {s.name for s in specs}, members
+    for row in cfg.get("seed_ensembles") or []:
+        assert row in {s.name for s in specs}, row
 
 
 @pytest.mark.parametrize("search, key, count", [("ablation_sampler", "sampler", 4),
