@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import lightning as L
 import torch
@@ -201,16 +201,7 @@ def seed_ensemble(runs: Sequence[RunScores | PooledRun], name: str) -> RunScores
         if not same_layout(run, first):
             raise ValueError(f"{name}: seed {run.seed} scored other brands or candidates than seed {first.seed}")
 
-    def mean(parts: Sequence[RunScores]) -> RunScores:
-        part = parts[0]
-        scores = torch.stack([p.scores.float() for p in parts]).mean(0)
-        return RunScores(name, 0, scores, part.labels, part.hard_negatives, part.brands, part.candidates,
-                         list(part.categories), seconds=sum(p.seconds for p in parts))
-
-    folds = [mean([run.parts[k] for run in runs]) for k in range(len(first.parts))]
-    if isinstance(first, PooledRun):
-        return PooledRun(name, 0, folds, seconds=sum(f.seconds for f in folds))
-    return folds[0]
+    return _averaged(runs, name, lambda scores: scores.float())
 
 
 def model_fusion(rows: Sequence[Sequence[RunScores | PooledRun]], name: str) -> RunScores | PooledRun:
@@ -231,13 +222,21 @@ def model_fusion(rows: Sequence[Sequence[RunScores | PooledRun]], name: str) -> 
         spread = scores.std(dim=1, keepdim=True)
         return (scores - scores.mean(dim=1, keepdim=True)) / torch.where(spread > 0, spread, torch.ones_like(spread))
 
-    def fuse(parts: Sequence[RunScores]) -> RunScores:
+    return _averaged(ensembles, name, standardised)
+
+
+def _averaged(runs: Sequence[RunScores | PooledRun], name: str,
+              transform: Callable[[Tensor], Tensor]) -> RunScores | PooledRun:
+    """Row ``name`` (seed 0) scored by the mean of ``transform(scores)`` over ``runs``, fold by fold."""
+    first = runs[0]
+
+    def mean(parts: Sequence[RunScores]) -> RunScores:
         part = parts[0]
-        scores = torch.stack([standardised(p.scores) for p in parts]).mean(0).float()
+        scores = torch.stack([transform(p.scores) for p in parts]).mean(0).float()
         return RunScores(name, 0, scores, part.labels, part.hard_negatives, part.brands, part.candidates,
                          list(part.categories), seconds=sum(p.seconds for p in parts))
 
-    folds = [fuse([e.parts[k] for e in ensembles]) for k in range(len(first.parts))]
+    folds = [mean([run.parts[k] for run in runs]) for k in range(len(first.parts))]
     if isinstance(first, PooledRun):
         return PooledRun(name, 0, folds, seconds=sum(f.seconds for f in folds))
     return folds[0]
