@@ -112,3 +112,14 @@ def test_sweep_expressions_become_optuna_distributions():
     assert got["b"] == UniformDistribution(0.0, 0.5)
     assert isinstance(got["c"], IntUniformDistribution) and (got["c"].low, got["c"].high) == (3, 40)
     assert got["d"] == CategoricalDistribution(["[16]", "[32,16]"])
+
+
+def test_a_trial_is_its_own_wandb_run_in_the_benchmark_group(tmp_path):
+    from bamir.benchmark.runner import RunSpec, compose_run, wandb_group
+
+    cfg = compose_config("benchmark", tmp_path, ["suite=none", "split=cv", "logger=wandb"], fast=False)
+    spec = RunSpec("tuned", "cosine", ["data.batch_size=16"])
+    run = compose_run(cfg, spec, 2, tmp_path / "trial03", fold=1, trial=3)
+    assert run.logger.wandb.name == "tuned seed=2 fold=1 trial=3"
+    assert run.logger.wandb.group == wandb_group(cfg)
+    assert run.data.cv_fold == 1 and run.data.batch_size == 16 and run.paths.output_dir == str(tmp_path / "trial03")
