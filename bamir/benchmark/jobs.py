@@ -17,11 +17,12 @@ code changes says which rows were computed before them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -37,9 +38,9 @@ class JobFolderError(RuntimeError):
     """A job folder that holds another job's work."""
 
 
-def run_job(run_cfg: DictConfig, out: Path) -> tuple[dict[str, Any], float, bool]:
+def run_job(run_cfg: DictConfig, out: Path, log_file: bool = False) -> tuple[dict[str, Any], float, bool]:
     """Train and test the job ``run_cfg`` in ``out``, or reuse its finished run there;
-    returns ``(metrics, seconds, reused)``."""
+    returns ``(metrics, seconds, reused)``. ``log_file``: the training's log also goes to ``out/job.log``."""
     from bamir.tracking import job_run
     from bamir.train import train
 
@@ -58,12 +59,37 @@ def run_job(run_cfg: DictConfig, out: Path) -> tuple[dict[str, Any], float, bool
                              f"away or run the benchmark in a new folder")
     atomic_write_text(out / JOB_CONFIG, settings)
     start = time.perf_counter()
-    with job_run():
+    with job_run(), _logging_to(out / "job.log" if log_file else None):
         metrics = train(run_cfg)
     seconds = time.perf_counter() - start
     if (out / SCORES).is_file():
         atomic_write_json(out / JOB_DONE, {"metrics": metrics, "seconds": seconds})
     return metrics, seconds, False
+
+
+def run_job_in_process(settings: str, out: str) -> tuple[dict[str, Any], float, bool]:
+    """:func:`run_job` of a job given as its ``job.yaml`` text, in a worker process of a benchmark with
+    ``parallel_jobs`` > 1 (the text pickles where the composed config does not); its log goes to ``job.log``."""
+    import bamir.conf  # noqa: F401  (the config resolvers, as the apps register them)
+
+    logging.getLogger().setLevel(logging.INFO)
+    return run_job(OmegaConf.create(settings), Path(out), log_file=True)
+
+
+@contextlib.contextmanager
+def _logging_to(path: Path | None) -> Iterator[None]:
+    """Every log record also written to ``path`` (nothing when None), for the duration."""
+    if path is None:
+        yield
+        return
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
 
 
 def check_same_job(out: Path, run_cfg: DictConfig, settings: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from bamir.benchmark.jobs import SCORES, run_job
+from bamir.benchmark.jobs import SCORES, run_job, run_job_in_process
 from bamir.benchmark.plots import category_auc, plot_category_auc, plot_recall_curves, plot_score_distributions
 from bamir.benchmark.search import SearchSpec, run_search
 from bamir.benchmark.scores import PooledRun, RunScores, add_fusions, seed_ensemble
@@ -193,24 +193,62 @@ def _unavailable_errors() -> tuple[type[BaseException], ...]:
 def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], list[dict[str, Any]]]:
     """Train and test every run spec for every seed (and fold, ``split: cv``), each in its job folder
     (reused when finished there before: :func:`~bamir.benchmark.jobs.run_job`); returns the score matrices
-    (``{name: [RunScores]}``, or ``{name: [PooledRun]}`` for ``split: cv``, one per seed) and a log of the runs."""
+    (``{name: [RunScores]}``, or ``{name: [PooledRun]}`` for ``split: cv``, one per seed) and a log of the runs.
+    With ``parallel_jobs`` > 1 the jobs (but a search's trials) run in that many spawned processes, each
+    given its ``job.yaml`` text (:func:`~bamir.benchmark.jobs.run_job_in_process`)."""
     split = benchmark_split(cfg)
     folds = list(range(cv_settings(cfg)[0])) if split == "cv" else [None]
+    specs = run_specs(cfg)
+    workers = int(cfg.get("parallel_jobs") or 1)
+    if workers <= 1:
+        return _collect_runs(cfg, specs, folds, output_dir, {})
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        started = {}
+        for spec in specs:
+            if spec.search is not None:
+                continue  # a search's trials depend on each other: it runs in this process
+            for seed in cfg.seeds:
+                for fold in folds:
+                    out = _job_folder(output_dir, spec, seed, fold)
+                    settings = OmegaConf.to_yaml(compose_run(cfg, spec, int(seed), out, fold))
+                    started[out] = pool.submit(run_job_in_process, settings, str(out))
+        log.info("benchmark: %d jobs started in %d processes", len(started), workers)
+        return _collect_runs(cfg, specs, folds, output_dir, started)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a failure stops the jobs not yet started
+
+
+def _job_folder(output_dir: Path, spec: RunSpec, seed: Any, fold: int | None) -> Path:
+    out = output_dir / "jobs" / spec.name / f"seed{seed}"
+    return out if fold is None else out / f"fold{fold}"
+
+
+def _collect_runs(cfg: DictConfig, specs: list[RunSpec], folds: list, output_dir: Path,
+                  started: dict[Path, Any]) -> tuple[dict[str, list], list[dict[str, Any]]]:
+    """Every job's scores and record, in table order: a job ``started`` in a worker process is waited
+    for, any other runs here."""
+    split = benchmark_split(cfg)
     prefix = "test" if split == "cv" else split
     results: dict[str, list] = {}
     records: list[dict[str, Any]] = []
-    for spec in run_specs(cfg):
+    for spec in specs:
         results[spec.name] = []
         skipped = False
         for seed in cfg.seeds:
             parts: list[RunScores] = []
             for fold in folds:
-                out = output_dir / "jobs" / spec.name / f"seed{seed}"
-                out = out if fold is None else out / f"fold{fold}"
+                out = _job_folder(output_dir, spec, seed, fold)
                 log.info("benchmark: %s seed %s%s (%s)", spec.name, seed, "" if fold is None else f" fold {fold}",
                          " ".join(spec.overrides) or "no overrides")
                 try:
-                    metrics, seconds, reused, chosen = _run_row_job(cfg, spec, int(seed), out, fold)
+                    if out in started:
+                        metrics, seconds, reused, chosen = (*started[out].result(), {})
+                    else:
+                        metrics, seconds, reused, chosen = _run_row_job(cfg, spec, int(seed), out, fold)
                 except _unavailable_errors() as err:
                     if not cfg.get("skip_unavailable", True):
                         raise

@@ -62,3 +62,19 @@ def test_a_job_folder_of_other_settings_or_unknown_files_is_refused(tmp_path, sh
     (stray / "run" / "jobs" / "cosine" / "seed0" / "metrics.json").write_text("{}")
     with pytest.raises(JobFolderError, match=f"holds files but no {JOB_CONFIG}"):
         run_benchmark(_cfg(stray, shared_data))
+
+
+@pytest.mark.slow
+def test_jobs_in_parallel_processes_give_the_table_of_one_after_another(tmp_path, shared_data):
+    one = run_benchmark(_cfg(tmp_path / "one", shared_data, "split=cv", "cv.folds=2"))
+    two = run_benchmark(_cfg(tmp_path / "two", shared_data, "split=cv", "cv.folds=2", "parallel_jobs=2"))
+    for fold in (0, 1):
+        assert (two["output_dir"] / "jobs" / "learned" / "seed0" / f"fold{fold}" / "job.log").stat().st_size > 0
+    ours, theirs = (r["table"].set_index(["model", "metric"])["mean"] for r in (two, one))
+    # the unlearned row to the digit; the learned one up to the rounding of other torch thread counts
+    assert ours.loc["cosine"].to_dict() == theirs.loc["cosine"].to_dict()
+    assert ours.loc["learned"].to_dict() == pytest.approx(theirs.loc["learned"].to_dict(), abs=0.02)
+    # and run again in its folder, every job is reused
+    again = run_benchmark(_cfg(tmp_path / "two", shared_data, "split=cv", "cv.folds=2", "parallel_jobs=2"))
+    assert _runs(again)["reused"].all()
+    pd.testing.assert_frame_equal(again["table"], two["table"])
