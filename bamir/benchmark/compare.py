@@ -30,9 +30,10 @@ def _number(path: Path) -> int:
     return int(re.search(r"(\d+)$", path.name).group(1))
 
 
-def load_benchmark_rows(folder: str | Path) -> tuple[dict[str, list], str]:
-    """``({row: [RunScores or PooledRun, one per seed]}, split)`` of a benchmark folder; ``split`` is
-    ``cv`` when its jobs have folds. A job without scores (unfinished) is refused, naming it."""
+def load_benchmark_rows(folder: str | Path, seeds: list[int] | None = None) -> tuple[dict[str, list], str]:
+    """``({row: [RunScores or PooledRun, one per seed]}, split)`` of a benchmark folder (only ``seeds``
+    when given); ``split`` is ``cv`` when its jobs have folds. A job without scores (unfinished) is
+    refused, naming it."""
     jobs = Path(folder) / "jobs"
     if not jobs.is_dir():
         raise FileNotFoundError(f"{folder}: not a benchmark folder (no jobs/)")
@@ -42,12 +43,15 @@ def load_benchmark_rows(folder: str | Path) -> tuple[dict[str, list], str]:
         runs: list = []
         for seed_dir in sorted(row.glob("seed*"), key=_number):
             seed = _number(seed_dir)
+            if seeds is not None and seed not in seeds:
+                continue
             folds = sorted(seed_dir.glob("fold*"), key=_number)
             files = [f / SCORES for f in folds] or [seed_dir / SCORES]
             missing = [f for f in files if not f.is_file()]
             if missing:
                 raise FileNotFoundError(f"{missing[0]}: missing, that job has not finished; run its benchmark "
-                                        f"again in its folder (hydra.run.dir={folder}) to finish it")
+                                        f"again in its folder (hydra.run.dir={folder}) to finish it, or "
+                                        f"compare the finished seeds (seeds=[...])")
             parts = [RunScores.load(f, row.name, seed) for f in files]
             runs.append(PooledRun(row.name, seed, parts) if folds else parts[0])
             kinds.add("cv" if folds else "split")
@@ -65,7 +69,7 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
     runs: dict[str, list] = {}
     splits = set()
     for folder in cfg.benchmarks:
-        rows, split = load_benchmark_rows(folder)
+        rows, split = load_benchmark_rows(folder, None if cfg.get("seeds") is None else [int(x) for x in cfg.seeds])
         splits.add(split)
         for name, row in rows.items():
             if name in runs:

@@ -75,6 +75,9 @@ def test_unknown_rows_and_unfinished_jobs_are_named(benchmarks, tmp_path):
     try:
         with pytest.raises(FileNotFoundError, match=f"{scores}: missing, that job has not finished"):
             _compare(tmp_path / "unfinished", f"benchmarks=[{first['output_dir']}]", "reference=cosine")
+        # the finished seed alone
+        seed0 = _compare(tmp_path / "seed0", f"benchmarks=[{first['output_dir']}]", "reference=cosine", "seeds=[0]")
+        assert set(seed0["table"]["seeds"]) == {1}
     finally:
         scores.with_suffix(".kept").rename(scores)
 
