@@ -70,7 +70,7 @@ def run_job(run_cfg: DictConfig, out: Path, log_file: bool = False) -> tuple[dic
 def run_job_in_process(settings: str, out: str) -> tuple[dict[str, Any], float, bool]:
     """:func:`run_job` of a job given as its ``job.yaml`` text, in a worker process of a benchmark with
     ``parallel_jobs`` > 1 (the text pickles where the composed config does not); its log goes to ``job.log``."""
-    import bamir.conf  # noqa: F401  (the config resolvers, as the apps register them)
+    import bamir.config  # noqa: F401  (the config resolvers, as the apps register them)
 
     logging.getLogger().setLevel(logging.INFO)
     return run_job(OmegaConf.create(settings), Path(out), log_file=True)
