@@ -346,7 +346,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
         reference = fallback
     boot = cfg.get("bootstrap") or {}
     level = float(boot.get("level", 0.95))
-    table = summarise(runs, reference, list(cfg.get("metrics") or METRICS), samples=int(boot.get("samples", 2000)),
+    table = summarise(runs, reference, list(cfg.get("columns") or METRICS), samples=int(boot.get("samples", 2000)),
                       seed=int(boot.get("seed", 0)), level=level)
     split = benchmark_split(cfg)
     markdown = markdown_table(table, level, split)

@@ -21,7 +21,7 @@ def _cfg(root, shared_data, *overrides):
     cfg = compose_config("benchmark", root, [
         "dataset=planted_tiny", "suite=none", "models=[cosine]", "seeds=[0]", "split=cv", "cv.folds=2",
         "reference=cosine", SEARCH, 'overrides=["trainer=cpu","trainer.max_epochs=1"]', "bootstrap.samples=200",
-        "logger=none", "plots.enabled=false", *overrides], fast=False)
+        "logger=none", "plots.enabled=false", "columns=[auc_global,mrr]", *overrides], fast=False)
     with open_dict(cfg):
         cfg.paths.data_dir = str(shared_data)
     return cfg
@@ -30,6 +30,7 @@ def _cfg(root, shared_data, *overrides):
 def test_each_fold_is_scored_by_its_best_trial_on_the_inner_carve(tmp_path, shared_data, planted_store, monkeypatch):
     result = run_benchmark(_cfg(tmp_path, shared_data))
     out = result["output_dir"]
+    assert set(result["table"]["metric"]) == {"auc_global", "mrr"}  # columns=, from the command line
     runs = pd.read_csv(out / "runs.csv").set_index(["model", "fold"])
     for fold in (0, 1):
         job = out / "jobs" / "tuned" / "seed0" / f"fold{fold}"
