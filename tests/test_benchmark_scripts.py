@@ -22,6 +22,8 @@ SCRIPTS = {
     "rank_scale": ["--devices", "cpu", "--methods", "torch", "--brands", "1", "--candidates", "1000", "--dim", "16",
                    "--repeats", "1", "--out", "{out}"],
     "startup": ["--repeats", "1", "--job-repeats", "0"],
+    "parallel_jobs": ["--dataset", "planted_tiny", "--models", "cosine", "bamir_small", "--folds", "2", "--epochs", "1",
+                      "--repeats", "1"],
 }
 
 
@@ -35,6 +37,8 @@ def _figures(script: str, stdout: str, out) -> list[float]:
         return [row["model_only"], row["end_to_end"]]
     if script == "rank_scale":
         return [row["seconds"] for row in json.loads(out.read_text())["rows"]]
+    if script == "parallel_jobs":  # | parallel_jobs | wall time | speed-up |
+        return [float(line.split("|")[2].split()[0]) for line in stdout.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     row = next(line for line in stdout.splitlines() if line.startswith("| bamir-train --help |"))
     return [float(row.split("|")[2])]
 
