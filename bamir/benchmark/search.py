@@ -100,10 +100,9 @@ def objective_value(metrics: dict[str, Any], objective: tuple[str, ...], where: 
 
 @dataclass
 class SearchResult:
-    """A finished study: the best trial's folder, metrics and objective; the time of all trials; whether
-    every trial was reused; and every trial (:data:`TRIALS` records)."""
+    """A finished study: the best trial and its metrics; the time of all trials; whether every trial
+    was reused; and every trial (:data:`TRIALS` records)."""
 
-    best_dir: Path
     best_trial: int
     metrics: dict[str, Any]
     seconds: float
@@ -148,11 +147,10 @@ def run_search(spec: SearchSpec, compose: Callable[[list[str], Path, int], DictC
         write_trials(out, trials + recorded[len(trials):])  # a record cut short by n_trials keeps its tail
     pick = max if spec.direction == "maximize" else min
     best = pick(trials, key=lambda r: r["objective"])  # max/min keep the first of equal values
-    best_dir = out / f"trial{best['trial']:02d}"
-    shutil.copyfile(best_dir / SCORES, out / SCORES)  # the job folder's scores, as for any row
+    shutil.copyfile(out / f"trial{best['trial']:02d}" / SCORES, out / SCORES)  # the job folder's scores, as any row's
     log.info("search %s: trial %d chosen on the inner carve (%s = %.4f)", out, best["trial"],
              " + ".join(objective), best["objective"])
-    return SearchResult(best_dir, int(best["trial"]), metrics_of[best["trial"]], seconds, reused, trials)
+    return SearchResult(int(best["trial"]), metrics_of[best["trial"]], seconds, reused, trials)
 
 
 def check_integer_params(distributions: dict[str, Any], base: DictConfig, where: Path) -> None:
