@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 
 from bamir.benchmark.jobs import SCORES
@@ -32,8 +33,8 @@ def _number(path: Path) -> int:
 
 def load_benchmark_rows(folder: str | Path, seeds: list[int] | None = None) -> tuple[dict[str, list], str]:
     """``({row: [RunScores or PooledRun, one per seed]}, split)`` of a benchmark folder (only ``seeds``
-    when given); ``split`` is ``cv`` when its jobs have folds. A job without scores (unfinished) is
-    refused, naming it."""
+    when given); ``split`` is ``cv`` when its jobs have folds, else the split its scores record (``test``
+    or ``val``). A job without scores (unfinished) is refused, naming it."""
     jobs = Path(folder) / "jobs"
     if not jobs.is_dir():
         raise FileNotFoundError(f"{folder}: not a benchmark folder (no jobs/)")
@@ -54,12 +55,12 @@ def load_benchmark_rows(folder: str | Path, seeds: list[int] | None = None) -> t
                                         f"compare the finished seeds (seeds=[...])")
             parts = [RunScores.load(f, row.name, seed) for f in files]
             runs.append(PooledRun(row.name, seed, parts) if folds else parts[0])
-            kinds.add("cv" if folds else "split")
+            kinds.add("cv" if folds else str(torch.load(files[0], weights_only=True).get("split", "test")))
         if runs:
             rows[row.name] = runs
     if len(kinds) > 1:
-        raise ValueError(f"{folder}: some rows are cross-validated and some are not")
-    return rows, "cv" if kinds == {"cv"} else "test"
+        raise ValueError(f"{folder}: its rows report different splits ({sorted(kinds)})")
+    return rows, kinds.pop() if kinds else "test"
 
 
 def compare(cfg: DictConfig) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def compare(cfg: DictConfig) -> dict[str, Any]:
                 continue
             runs[name] = row
     if len(splits) > 1:
-        raise ValueError(f"bamir-compare: {list(cfg.benchmarks)} mix cross-validated and single-split benchmarks")
+        raise ValueError(f"bamir-compare: {list(cfg.benchmarks)} report different splits ({sorted(splits)})")
     add_fusions(runs, cfg.get("fusions"))
     fusions = [str(n) for n in (cfg.get("fusions") or {})]
     wanted = list(cfg.rows) + [f for f in fusions if f not in cfg.rows] if cfg.get("rows") else list(runs)

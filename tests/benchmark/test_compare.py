@@ -90,3 +90,16 @@ def test_the_console_app_names_a_folder_that_is_not_a_benchmark(tmp_path):
                            f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     assert f"{tmp_path}: not a benchmark folder (no jobs/)" in done.stderr + done.stdout
+
+
+def test_a_validation_benchmark_is_compared_as_one(tmp_path, shared_data, planted_store, benchmarks):
+    cfg = compose_config("benchmark", tmp_path / "val", [
+        "dataset=planted_tiny", "suite=none", "models=[cosine,random]", "seeds=[0]", "split=val", "reference=cosine",
+        'overrides=["trainer=cpu"]', "bootstrap.samples=100", "logger=none", "plots.enabled=false"], fast=False)
+    with open_dict(cfg):
+        cfg.paths.data_dir = str(shared_data)
+    folder = run_benchmark(cfg)["output_dir"]
+    again = _compare(tmp_path / "again", f"benchmarks=[{folder}]", "reference=cosine")
+    assert "validation brands" in again["markdown"]
+    with pytest.raises(ValueError, match=r"report different splits \(\['cv', 'val'\]\)"):
+        _compare(tmp_path / "mixed", f"benchmarks=[{folder},{benchmarks[0]['output_dir']}]", "reference=cosine")
