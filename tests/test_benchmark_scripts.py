@@ -22,7 +22,7 @@ SCRIPTS = {
     "rank_scale": ["--devices", "cpu", "--methods", "torch", "--brands", "1", "--candidates", "1000", "--dim", "16",
                    "--repeats", "1", "--out", "{out}"],
     "startup": ["--repeats", "1", "--job-repeats", "0"],
-    "parallel_jobs": ["--dataset", "planted_tiny", "--models", "cosine", "bamir_small", "--folds", "2", "--epochs", "1",
+    "parallel_jobs": ["--dataset", "planted_tiny", "--models", "cosine", "--folds", "2", "--epochs", "1",
                       "--repeats", "1"],
 }
 
