@@ -15,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
 
 from bamir.benchmark.jobs import SCORES
@@ -55,7 +54,7 @@ def load_benchmark_rows(folder: str | Path, seeds: list[int] | None = None) -> t
                                         f"compare the finished seeds (seeds=[...])")
             parts = [RunScores.load(f, row.name, seed) for f in files]
             runs.append(PooledRun(row.name, seed, parts) if folds else parts[0])
-            kinds.add("cv" if folds else str(torch.load(files[0], weights_only=True).get("split", "test")))
+            kinds.add("cv" if folds else parts[0].split)
         if runs:
             rows[row.name] = runs
     if len(kinds) > 1:

@@ -199,6 +199,10 @@ def execute_runs(cfg: DictConfig, output_dir: Path) -> tuple[dict[str, list], li
     split = benchmark_split(cfg)
     folds = list(range(cv_settings(cfg)[0])) if split == "cv" else [None]
     specs = run_specs(cfg)
+    searched = [s.name for s in specs if s.search is not None]
+    if searched and split == "val":
+        raise ValueError(f"benchmark rows {searched}: a search chooses on the validation brands, which split=val "
+                         f"reports; use split=cv (or test)")
     workers = int(cfg.get("parallel_jobs") or 1)
     if workers <= 1:
         return _collect_runs(cfg, specs, folds, output_dir, {})
@@ -282,9 +286,6 @@ def _run_row_job(cfg: DictConfig, spec: RunSpec, seed: int, out: Path,
     metrics, seconds, whether it was reused and (a search) the chosen trial; its scores are ``out/scores.pt``."""
     if spec.search is None:
         return (*run_job(compose_run(cfg, spec, seed, out, fold), out), {})
-    if benchmark_split(cfg) == "val":
-        raise ValueError(f"benchmark row {spec.name}: a search chooses on the validation brands, which split=val "
-                         f"reports; use split=cv (or test)")
 
     def compose_trial(extra: list[str], trial_dir: Path, trial: int) -> DictConfig:
         return compose_run(cfg, replace(spec, overrides=spec.overrides + extra), seed, trial_dir, fold, trial)

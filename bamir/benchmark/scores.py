@@ -119,12 +119,14 @@ class RunScores:
     categories: list[str] = field(default_factory=list)
     metrics: dict[str, float | None] = field(default_factory=dict)
     seconds: float = float("nan")
+    split: str = "test"  # the split the scores were recorded on (ScoreRecorder's split)
 
     @classmethod
     def load(cls, path: str | Path, name: str, seed: int, **extra) -> "RunScores":
         record = torch.load(path, weights_only=True)
         return cls(name, seed, record["scores"], record["labels"], record["hard_negatives"], record["brands"],
-                   record["candidates"], list(record.get("categories") or []), **extra)
+                   record["candidates"], list(record.get("categories") or []), split=str(record.get("split", "test")),
+                   **extra)
 
     @property
     def parts(self) -> list["RunScores"]:
