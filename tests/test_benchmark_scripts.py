@@ -55,3 +55,25 @@ def test_a_benchmark_script_runs_at_its_smallest_size(script, tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     figures = _figures(script, done.stdout, out)
     assert figures and all(value > 0 for value in figures), (figures, done.stdout[-2000:])
+
+
+@pytest.mark.slow
+def test_the_brand_inference_script_ranks_read_brands_below_known_ones(tmp_path):
+    """On the tiny synthetic dataset (generated and prepared on the way, two folds): every row is
+    printed, and the brands' true latents (the oracle) rank above the latents read from their features,
+    and above the influencers read from theirs (the feature ceiling)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "result.json"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "brand_inference.py"), "dataset=synthetic_tiny",
+                           "data.cv_folds=2", f"paths.data_dir={tmp_path / 'data'}", "--json", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    rows = {key.split(" | ")[0] for key in result["metrics"]}
+    assert len(rows) == 7 and result["folds"] == 2 and set(result["r2"]) == {"theta", "style", "targets", "reach"}
+    oracle = result["metrics"]["true latents (oracle; feature ceiling) | true"]["auc_global"]
+    read = result["metrics"]["latents read from its features | true"]["auc_global"]
+    ceiling = result["metrics"]["true latents (oracle; feature ceiling) | read"]["auc_global"]
+    assert oracle > read + 0.1 and oracle > ceiling
+    assert all(line in done.stdout for line in ("| latents read from its features |", "| ... theta known |"))

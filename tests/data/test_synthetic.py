@@ -266,3 +266,31 @@ def test_the_expected_reach_affinity_replaces_only_the_hidden_reach():
     move = float(cfg["affinity"]["reach"]) * (expected - rho)[:, None] * u[None, :]
     assert np.allclose(changed, world.affinity + move, atol=1e-4)
     assert not np.allclose(changed, world.affinity, atol=1e-3)  # the hidden part matters somewhere
+
+
+def test_brand_affinity_recomputes_the_planted_affinity_and_swaps_only_the_given_latents():
+    """With nothing replaced it is the planted affinity (the world's own z-scores); a brand given another
+    brand's style differs by exactly the style term's difference, w_style (z_style[b2] - z_style[b])."""
+    from bamir.data.synthetic.generator import _stream
+    from bamir.data.synthetic.world import brand_affinity, make_world
+
+    cfg = merge_config(TINY)
+    world = make_world(cfg, _stream(0, 1))
+    weights = cfg["affinity"]
+    assert np.allclose(brand_affinity(world, weights), world.affinity, atol=1e-5)
+    brands = np.array([0, 1])
+    swapped = brand_affinity(world, weights, brands, style=world.brands.style[[1, 0]])
+    style = world.terms["style"].astype(np.float64)
+    move = float(weights["style"]) * (style[[1, 0]] - style[brands])
+    assert np.allclose(swapped, world.affinity[brands] + move, atol=1e-4)
+    assert not np.allclose(swapped, world.affinity[brands], atol=1e-2)
+    with pytest.raises(ValueError, match="no brand latent \\['followers'\\]"):
+        brand_affinity(world, weights, followers=world.brands.followers)
+
+
+def test_the_drawn_world_is_the_one_a_dataset_was_written_from(tiny, tmp_path):
+    from bamir.data.synthetic.generator import drawn_world
+
+    world, cfg = drawn_world(tiny)
+    assert np.array_equal(world.affinity, read_planted_affinity(tiny)) and cfg["influencers"] == TINY["influencers"]
+    assert drawn_world(tmp_path) is None  # not a dataset of the generator

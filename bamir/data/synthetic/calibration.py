@@ -142,28 +142,21 @@ def reference_rankings(root: str | Path, split: str = "discover", seed: int = 0)
         brand_row = {r: k for k, r in enumerate(brands)}
         cells = np.ix_([brand_row[r] for r in tb], [col_of[r] for r in tc])
         scores["oracle (planted affinity)"] = affinity[cells]
-        observable = observable_oracle(root, affinity)
+        observable = observable_oracle(root)
         if observable is not None:
             scores["oracle, brands' hidden reach unknown"] = observable[cells]
     return {name: ranking_metrics(np.asarray(s), labels, hard) for name, s in scores.items()}
 
 
-def observable_oracle(root: str | Path, affinity: np.ndarray) -> np.ndarray | None:
+def observable_oracle(root: str | Path) -> np.ndarray | None:
     """:func:`~bamir.data.synthetic.world.expected_reach_affinity` of a dataset this generator wrote
-    (its world drawn again from the config and seed of its provenance, and checked against the
-    planted affinity), in the affinity file's order; None for other datasets."""
-    from bamir.data.synthetic.config import merge_config
-    from bamir.data.synthetic.generator import _stream, is_synthetic
-    from bamir.data.synthetic.world import expected_reach_affinity, make_world
+    (its world drawn again: :func:`~bamir.data.synthetic.generator.drawn_world`), in the affinity
+    file's order; None for other datasets."""
+    from bamir.data.synthetic.generator import drawn_world
+    from bamir.data.synthetic.world import expected_reach_affinity
 
-    provenance = is_synthetic(Path(root))
-    if provenance is None or "config" not in provenance:
-        return None
-    cfg = merge_config(provenance["config"])
-    world = make_world(cfg, _stream(int(provenance["seed"]), 1))
-    if world.affinity.shape != affinity.shape or not np.allclose(world.affinity, affinity, atol=1e-5):
-        raise ValueError(f"{root}: the world drawn again from its provenance is not the one its affinity file holds")
-    return expected_reach_affinity(world, cfg["affinity"])
+    drawn = drawn_world(root)
+    return None if drawn is None else expected_reach_affinity(drawn[0], drawn[1]["affinity"])
 
 
 def format_table(results: dict[str, dict[str, float]]) -> str:

@@ -361,6 +361,21 @@ def is_synthetic(root: str | os.PathLike) -> dict[str, Any] | None:
     return provenance if provenance.get("generator") == GENERATOR else None
 
 
+def drawn_world(root: str | os.PathLike) -> tuple[World, dict[str, Any]] | None:
+    """The latent world of a dataset this generator wrote, drawn again from the config and seed of its
+    provenance and checked against its planted affinity file, with that merged config; None for
+    datasets it did not write (or that record no config)."""
+    provenance = is_synthetic(root)
+    if provenance is None or "config" not in provenance:
+        return None
+    cfg = merge_config(provenance["config"])
+    world = make_world(cfg, _stream(int(provenance["seed"]), 1))
+    affinity = schema.read_planted_affinity(root)
+    if affinity is None or world.affinity.shape != affinity.shape or not np.allclose(world.affinity, affinity, atol=1e-5):
+        raise ValueError(f"{root}: the world drawn again from its provenance is not the one its affinity file holds")
+    return world, cfg
+
+
 def synthesize(out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None = None, seed: int = 0,
                *, overwrite: bool = False, foreign: bool = False) -> Path:
     """Generate a synthetic raw dataset into ``out_dir`` and return its path.

@@ -32,6 +32,8 @@ from bamir.data.schema import CATEGORIES
 from bamir.data.synthetic.vocabulary import CATEGORY_PROFILES, CLUSTERS, TOPIC_INDEX, TOPICS
 
 AFFINITY_TERMS = ("topic", "complement", "category", "style", "region", "reach", "engagement")
+#: The brand latents :func:`brand_affinity` can replace (fields of :class:`Accounts`).
+BRAND_LATENTS = ("theta", "style", "targets", "reach")
 #: A brand's reach preference: REACH_FROM_FOLLOWERS x z(log followers) + REACH_OWN x its own N(0, 1) draw.
 REACH_FROM_FOLLOWERS, REACH_OWN = 0.6, 0.8
 #: Style dimensions: brightness, warmth, saturation, contrast, grain (images), emoji use (captions).
@@ -67,6 +69,8 @@ class World:
     influencers: Accounts               # the dataset's influencers only
     affinity: np.ndarray                # [B, N] planted affinity (the oracle)
     terms: dict[str, np.ndarray]        # [B, N] each z-scored term
+    scales: dict[str, tuple[float, float]]  # each raw term's mean and sd over brands x pool (its z-score)
+    pool_scales: dict[str, tuple[float, float]]  # mean and sd of log followers / engagement over the pool
     positives: list[np.ndarray]         # per brand, influencer indices (0..N-1), best first
     scores: list[np.ndarray]            # per brand, the selection score of each positive
     test_brands: np.ndarray             # brand indices
@@ -156,44 +160,73 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
 
-def affinity_terms(brands: Accounts, pool: Accounts) -> dict[str, np.ndarray]:
-    """Raw (un-standardised) terms of the affinity, each [B, M]."""
+def pool_scales(pool: Accounts) -> dict[str, tuple[float, float]]:
+    """Mean and sd of the pool's log followers and log engagement, which z-score them in the terms."""
+    logs = {"followers": np.log(pool.followers), "engagement": np.log(pool.engagement)}
+    return {k: (float(v.mean()), float(v.std())) for k, v in logs.items()}
+
+
+def affinity_terms(brands: Accounts, pool: Accounts,
+                   scales: dict[str, tuple[float, float]] | None = None) -> dict[str, np.ndarray]:
+    """Raw (un-standardised) terms of the affinity, each [B, M]. ``scales``: the :func:`pool_scales`
+    that z-score the influencers' log followers and engagement (None: those of ``pool``)."""
     tb, ti = _unit(brands.theta).astype(np.float32), _unit(pool.theta).astype(np.float32)
     profiles = _unit(category_profiles())
-    log_f = np.log(pool.followers)
-    log_e = np.log(pool.engagement)
+    scales = scales or pool_scales(pool)
+    (f_mean, f_sd), (e_mean, e_sd) = scales["followers"], scales["engagement"]
+    log_f, log_e = np.log(pool.followers), np.log(pool.engagement)
     terms = {
         "topic": tb @ ti.T,
         "complement": tb @ complement_matrix() @ ti.T,
         "category": profiles[brands.category] @ ti.T,
         "style": brands.style @ pool.style.T / np.sqrt(STYLE_DIM),
         "region": (brands.targets / brands.targets.sum(1, keepdims=True)) @ pool.targets.T,
-        "reach": brands.reach[:, None] * ((log_f - log_f.mean()) / log_f.std())[None, :],
-        "engagement": np.broadcast_to(((log_e - log_e.mean()) / log_e.std())[None, :],
+        "reach": brands.reach[:, None] * ((log_f - f_mean) / f_sd)[None, :],
+        "engagement": np.broadcast_to(((log_e - e_mean) / e_sd)[None, :],
                                       (len(brands.followers), len(pool.followers))),
     }
     return {k: np.asarray(v, dtype=np.float32) for k, v in terms.items()}
 
 
-def expected_reach_affinity(world: World, weights: dict) -> np.ndarray:
-    """The planted affinity with each brand's reach preference replaced by what its posts can tell.
+def brand_affinity(world: World, weights: dict, brands: np.ndarray | None = None, **latents: np.ndarray) -> np.ndarray:
+    """``[len(brands), N]``: the planted affinity of ``brands`` (indices; None: all) over the dataset's
+    influencers, with some of their latents replaced: ``theta`` ``[n, T]``, ``style`` ``[n, 6]``,
+    ``targets`` ``[n, R]`` and ``reach`` ``[n]`` (the others stay the world's). Each term is z-scored
+    with the world's own constants, so with nothing replaced it is ``world.affinity[brands]``::
+
+        A'[b, i] = sum_k w_k (t_k(b', i) - mean_k) / sd_k,     b' = b with the given latents
+    """
+    unknown = sorted(set(latents) - set(BRAND_LATENTS))
+    if unknown:
+        raise ValueError(f"brand_affinity: no brand latent {unknown}; use {', '.join(BRAND_LATENTS)}")
+    rows = np.arange(len(world.brands.followers)) if brands is None else np.asarray(brands)
+    own = world.brands
+    chosen = Accounts(*(np.asarray(latents[f.name]) if f.name in latents else getattr(own, f.name)[rows]
+                        for f in fields(Accounts)))
+    terms = affinity_terms(chosen, world.influencers, world.pool_scales)
+    return sum(float(weights[k]) * (terms[k] - world.scales[k][0]) / world.scales[k][1]
+               for k in AFFINITY_TERMS).astype(np.float32)
+
+
+def expected_reach(world: World) -> np.ndarray:
+    """``[B]``: each brand's reach preference as far as its posts tell, ``E[rho_b | followers_b]``.
 
     ``rho_b = 0.6 z(log followers_b) + 0.8 e_b`` (:func:`make_brands`), and ``e_b ~ N(0, 1)`` is drawn
     apart from everything a brand posts: for a brand never seen in training no ranker can know it,
-    and the best it can use is ``E[rho_b | followers_b] = 0.6 z(log followers_b)``. The z-scored reach
-    term is affine in ``rho_b`` for each influencer, ``T[b, i] = rho_b u_i + c``, so
-    ``A'[b, i] = A[b, i] + w_reach (E[rho_b] - rho_b) u_i`` with ``u`` read off two brands' rows.
-    An upper bound still: the other brand latents (topics, style, regions) are only seen through posts."""
-    rho = world.brands.reach
+    and the best it can use is ``E[rho_b | followers_b] = 0.6 z(log followers_b)``."""
     log_f = np.log10(world.brands.followers.astype(np.float64))
-    expected = REACH_FROM_FOLLOWERS * (log_f - log_f.mean()) / (log_f.std() + 1e-9)
-    a, b = int(np.argmax(rho)), int(np.argmin(rho))
-    u = (world.terms["reach"][a].astype(np.float64) - world.terms["reach"][b]) / (rho[a] - rho[b])
-    return (world.affinity + float(weights["reach"]) * (expected - rho)[:, None] * u[None, :]).astype(np.float32)
+    return REACH_FROM_FOLLOWERS * (log_f - log_f.mean()) / (log_f.std() + 1e-9)
 
 
-def _standardise(terms: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: ((v - v.mean()) / (v.std() + 1e-12)).astype(np.float32) for k, v in terms.items()}
+def expected_reach_affinity(world: World, weights: dict) -> np.ndarray:
+    """The planted affinity with each brand's reach preference replaced by :func:`expected_reach`.
+    An upper bound still: the other brand latents (topics, style, regions) are only seen through posts."""
+    return brand_affinity(world, weights, reach=expected_reach(world))
+
+
+def _scales(terms: dict[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Each term's mean and sd (+1e-12), which z-score it."""
+    return {k: (float(v.mean()), float(v.std()) + 1e-12) for k, v in terms.items()}
 
 
 def positive_counts(cfg: dict, n_brands: int, rng: np.random.Generator) -> np.ndarray:
@@ -241,7 +274,9 @@ def make_world(cfg: dict, rng: np.random.Generator) -> World:
                          f"lower max_positives (now {cfg['max_positives']}) or raise influencers")
     pool_max = max(int(counts.sum() * 15), n_target * 2)
     pool = make_pool(cfg, pool_max, rng)
-    terms = _standardise(affinity_terms(brands, pool))
+    raw = affinity_terms(brands, pool, pool_scales(pool))
+    scales = _scales(raw)
+    terms = {k: ((v - scales[k][0]) / scales[k][1]).astype(np.float32) for k, v in raw.items()}
     affinity = sum(float(aff[k]) * terms[k] for k in AFFINITY_TERMS)
     noise = rng.standard_normal(affinity.shape, dtype=np.float32)
     scores = affinity + float(aff["noise"]) * float(affinity.std()) * noise
@@ -289,7 +324,8 @@ def make_world(cfg: dict, rng: np.random.Generator) -> World:
     influencers = Accounts(*(getattr(pool, f.name)[keep] for f in fields(Accounts)))
     test = _test_brands(brands.category, int(cfg["test_brands"]), rng)
     return World(brands, influencers, affinity[:, keep].astype(np.float32),
-                 {k: v[:, keep] for k, v in terms.items()}, positives, pos_scores, test, m)
+                 {k: v[:, keep] for k, v in terms.items()}, scales, pool_scales(pool),
+                 positives, pos_scores, test, m)
 
 
 def _test_brands(category: np.ndarray, n_test: int, rng: np.random.Generator) -> np.ndarray:

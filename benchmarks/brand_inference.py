@@ -1,0 +1,138 @@
+"""How much of an unseen brand its features tell (synthetic data): the planted affinity with each
+evaluated brand's latents read from its own features.
+
+The generator draws every brand from four latents (``bamir/data/synthetic/world.py``): its topic
+mixture ``theta``, its visual style, the audience regions it targets and its reach preference. In each
+cross-validation fold (the datamodule's ``data.cv_fold=k``, as ``bamir-benchmark split=cv``) one ridge
+regression per latent (scikit-learn's ``RidgeCV``, its penalty chosen by leave-one-out on the fitting
+brands only) maps a brand's features (every modality of the store, standardised as every ranker
+sees them) to that latent, fitted on the fold's fitting brands. The evaluated brands' affinity is then
+computed by the generator's own formula with their latents replaced by these predictions
+(:func:`~bamir.data.synthetic.world.brand_affinity`), scored on the fold's brands x candidates.
+
+Two columns: with the influencers' true latents (the oracle's side), and with the influencers read
+from their features by the feature ceiling's per-brand ridge read-out (``model=feature_ceiling``,
+applied to the predicted rows instead of the true ones): the second is what a ranker could reach that
+knew the generator's formula and inferred the brand linearly, to set against the feature ceiling.
+One row per latent known in turn shows which part of a brand its features hide; the last row gives
+the reach preference the most any ranker can know of it (:func:`~bamir.data.synthetic.world.expected_reach`:
+most of it is drawn apart from everything a brand posts). Means over the folds.
+
+    python benchmarks/brand_inference.py dataset=synthetic_paper
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from hydra import compose, initialize_config_module
+from sklearn.linear_model import RidgeCV
+
+from bamir.config import CONFIG_MODULE
+from bamir.data.synthetic.generator import drawn_world
+from bamir.data.synthetic.world import BRAND_LATENTS, brand_affinity, expected_reach
+from bamir.metrics import ranking_metrics
+from bamir.models.oracle import load_affinity
+from bamir.train import build_data, build_model
+
+ALPHAS = np.logspace(-2, 5, 30)
+COLUMNS = ("auc_global", "mrr")
+#: the influencer side: their true latents (the oracle's), or read from their features (the feature ceiling's)
+SIDES = ("true", "read")
+
+
+def latent_targets(world, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """What the affinity reads of each latent of brands ``rows``: theta's direction, style, the
+    targeted regions' shares, reach (``[n, k]`` each)."""
+    b = world.brands
+    theta = b.theta[rows] / np.linalg.norm(b.theta[rows], axis=1, keepdims=True)
+    targets = b.targets[rows] / b.targets[rows].sum(1, keepdims=True)
+    return {"theta": theta, "style": b.style[rows], "targets": targets, "reach": b.reach[rows, None]}
+
+
+def fold_scores(cfg, fold: int) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """``({row: metrics}, {latent: R^2 on the evaluated brands})`` of one fold."""
+    cfg.data.cv_fold = fold
+    dm = build_data(cfg)
+    ceiling = build_model(cfg, dm)
+    ceiling.attach_data(dm)
+    drawn = drawn_world(cfg.dataset.raw)
+    if drawn is None:
+        raise SystemExit(f"{cfg.dataset.raw}: not a dataset of this project's generator (no world to compare with)")
+    world, world_cfg = drawn
+    _, brand_rows, _ = load_affinity(dm.store)
+    index = {int(r): k for k, r in enumerate(brand_rows)}
+    split = dm.test_split
+    fitting = torch.unique(dm.train_data.brands)
+    fit, evaluated = (np.array([index[int(r)] for r in rows]) for rows in (fitting, split.brands))
+
+    def features(rows: torch.Tensor) -> np.ndarray:
+        return torch.cat([dm.features[m][rows] for m in sorted(dm.features)], dim=1).double().numpy()
+
+    truth, x_fit, x_eval = latent_targets(world, evaluated), features(fitting), features(split.brands)
+    predicted, r2 = {}, {}
+    for name, y in latent_targets(world, fit).items():
+        predicted[name] = RidgeCV(alphas=ALPHAS).fit(x_fit, y).predict(x_eval).reshape(len(evaluated), -1)
+        r2[name] = float(1 - ((predicted[name] - truth[name]) ** 2).sum() / ((truth[name] - truth[name].mean(0)) ** 2).sum())
+
+    def rows_of(known: tuple[str, ...]) -> np.ndarray:
+        latents = {k: (truth if k in known else predicted)[k] for k in BRAND_LATENTS}
+        latents["reach"] = expected_reach(world)[evaluated] if "expected reach" in known else latents["reach"][:, 0]
+        return brand_affinity(world, world_cfg["affinity"], evaluated, **latents)
+
+    variants = {"true latents (oracle; feature ceiling)": BRAND_LATENTS, "latents read from its features": ()}
+    variants.update({f"... {name} known": (name,) for name in BRAND_LATENTS})
+    variants["... reach at its expectation given the followers"] = ("expected reach",)
+    true_rows = ceiling.affinity[torch.as_tensor(evaluated)].clone()
+    columns = ceiling.influencer_index[split.candidates].numpy()
+    out = {}
+    for label, known in variants.items():
+        affinity = rows_of(known)
+        ceiling.affinity[torch.as_tensor(evaluated)] = torch.as_tensor(affinity, dtype=true_rows.dtype)
+        read = ceiling.branch_scores(split.brands, split.candidates)["feature_ceiling"]
+        for side, scores in zip(SIDES, (torch.as_tensor(affinity[:, columns]), read)):
+            metrics = ranking_metrics(scores.float(), split.labels, split.hard_negatives)
+            out[f"{label} | {side}"] = {k: float(metrics[k]) for k in COLUMNS}
+    ceiling.affinity[torch.as_tensor(evaluated)] = true_rows
+    return out, r2
+
+
+def table(results: dict[str, dict[str, float]], r2: dict[str, float], folds: int) -> str:
+    head = " | ".join(f"{column}, influencers {side}" for side in SIDES for column in COLUMNS)
+    lines = [f"| brand side | {head} | R^2 of the latent |", "|---" * (2 + len(SIDES) * len(COLUMNS)) + "|"]
+    for label in dict.fromkeys(key.split(" | ")[0] for key in results):
+        cells = [f"{results[f'{label} | {side}'][c]:.3f}" for side in SIDES for c in COLUMNS]
+        latent = label.removeprefix("... ").removesuffix(" known")
+        lines.append(f"| {label} | {' | '.join(cells)} | {f'{r2[latent]:.2f}' if latent in r2 else ''} |")
+    return "\n".join(lines) + (f"\n\nMeans over {folds} folds. Influencers true: their true latents (the oracle's side); "
+                               "read: read from their features by the feature ceiling's ridge read-out. R^2: of each "
+                               "latent's prediction on the evaluated brands.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the train config (dataset=...)")
+    parser.add_argument("--json", type=Path, help="write the table's numbers here too")
+    args = parser.parse_args()
+    with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
+        cfg = compose("train", overrides=[*args.overrides, "model=feature_ceiling", "logger=none"])
+    per_fold = []
+    for fold in range(int(cfg.data.cv_folds)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            per_fold.append(fold_scores(cfg, fold))
+        print(f"fold {fold}: done", flush=True)
+    results = {key: {c: float(np.mean([f[0][key][c] for f in per_fold])) for c in COLUMNS} for key in per_fold[0][0]}
+    r2 = {name: float(np.mean([f[1][name] for f in per_fold])) for name in BRAND_LATENTS}
+    print(table(results, r2, len(per_fold)))
+    if args.json:
+        args.json.write_text(json.dumps({"metrics": results, "r2": r2, "folds": len(per_fold)}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
