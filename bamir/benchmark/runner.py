@@ -290,7 +290,7 @@ def _run_row_job(cfg: DictConfig, spec: RunSpec, seed: int, out: Path,
     def compose_trial(extra: list[str], trial_dir: Path, trial: int) -> DictConfig:
         return compose_run(cfg, replace(spec, overrides=spec.overrides + extra), seed, trial_dir, fold, trial)
 
-    result = run_search(spec.search, compose_trial, out, seed)
+    result = run_search(spec.search, compose_trial, out, seed, fold)
     chosen = {"trial": result.best_trial, "search": " ".join(result.trials[result.best_trial]["overrides"])}
     return result.metrics, result.seconds, result.reused, chosen
 

@@ -1,7 +1,8 @@
 """A row's hyper-parameters searched inside each fold, on that fold's inner validation carve (nested CV).
 
 A benchmark row with ``search`` is not one job per (seed, fold) but an Optuna study of ``n_trials``
-jobs (TPE, seeded by the run's seed; Bergstra et al., 2011). Trial ``t`` is the row's config plus the
+jobs (TPE, Bergstra et al., 2011; seeded by the run's seed and the fold, so each fold's study draws its
+own start-up points). Trial ``t`` is the row's config plus the
 values the sampler draws for ``params`` (Hydra's sweep syntax, as in ``conf/hparams_search``:
 ``interval(a, b)``, ``tag(log, interval(a, b))``, ``range(a, b)``, ``choice(x, y)``), trained in
 ``<job>/trial<t>`` like any job (:func:`~bamir.benchmark.jobs.run_job`). Its value is the mean of the
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
@@ -111,14 +113,14 @@ class SearchResult:
 
 
 def run_search(spec: SearchSpec, compose: Callable[[list[str], Path, int], DictConfig], out: Path,
-               seed: int) -> SearchResult:
+               seed: int, fold: int | None) -> SearchResult:
     """The study of one (row, seed, fold) in ``out``: ``compose(overrides, trial_dir, t)`` builds trial
     ``t``'s job config; the best trial (first among equals) scores the fold."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = search_distributions(spec.params)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.startup_trials)
+    sampler = optuna.samplers.TPESampler(seed=study_seed(seed, fold), n_startup_trials=spec.startup_trials)
     study = optuna.create_study(direction=spec.direction, sampler=sampler)
     recorded = json.loads((out / TRIALS).read_text()) if (out / TRIALS).is_file() else []
     with warnings.catch_warnings():  # enqueue_trial is marked experimental in optuna 2
@@ -151,6 +153,12 @@ def run_search(spec: SearchSpec, compose: Callable[[list[str], Path, int], DictC
     log.info("search %s: trial %d chosen on the inner carve (%s = %.4f)", out, best["trial"],
              " + ".join(objective), best["objective"])
     return SearchResult(int(best["trial"]), metrics_of[best["trial"]], seconds, reused, trials)
+
+
+def study_seed(seed: int, fold: int | None) -> int:
+    """The sampler's seed for a (seed, fold) study: one stream per pair (numpy's ``SeedSequence``), so the
+    folds of a seed do not all start from the same random trials."""
+    return int(np.random.SeedSequence([int(seed)] + ([] if fold is None else [int(fold)])).generate_state(1)[0])
 
 
 def check_integer_params(distributions: dict[str, Any], base: DictConfig, where: Path) -> None:

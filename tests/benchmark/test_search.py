@@ -57,9 +57,11 @@ def test_each_fold_is_scored_by_its_best_trial_on_the_inner_carve(tmp_path, shar
         assert (job / SCORES).read_bytes() == (chosen / SCORES).read_bytes()
         assert runs.loc[("tuned", fold), "test/auc_global"] == pytest.approx(
             json.loads((chosen / JOB_DONE).read_text())["metrics"]["test/auc_global"])
-    # the sampler draws distinct values within the ranges
-    lrs = [t["params"]["model.optimizer.lr"] for t in json.loads((out / "jobs/tuned/seed0/fold0" / TRIALS).read_text())]
-    assert len(set(lrs)) == 3 and all(1e-4 <= lr <= 0.1 for lr in lrs)
+    # the sampler draws distinct values within the ranges, and each fold's study its own start-up trials
+    lrs = {fold: [t["params"]["model.optimizer.lr"] for t in json.loads((out / f"jobs/tuned/seed0/fold{fold}" / TRIALS).read_text())]
+           for fold in (0, 1)}
+    assert len(set(lrs[0])) == 3 and all(1e-4 <= lr <= 0.1 for lr in lrs[0] + lrs[1])
+    assert lrs[0][0] != lrs[1][0]
 
     # run again in its folder: the study replays its trials, every one reused, the same choice and table
     def no_training(cfg):
