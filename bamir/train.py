@@ -293,9 +293,9 @@ def train_task(cfg: DictConfig) -> float:
         log.error("%s; metrics.json holds what was done. Run the same command in the same folder "
                   "(hydra.run.dir=%s) to resume from its last finished epoch", stop, cfg.paths.output_dir)
         raise SystemExit(128 + stop.signum) from None
-    if cfg.optimized_metric.startswith("val/") and cfg.data.get("val_fraction") == 0:
-        log.warning("optimized_metric=%s: this run has no validation split (data.val_fraction=0); the "
-                    "sweeper gets NaN", cfg.optimized_metric)
+    if cfg.optimized_metric.startswith("val/") and not any(key.startswith("val/") for key in metrics):
+        log.warning("optimized_metric=%s: this run validated nothing (no validation split: data.val_fraction=0, "
+                    "or no brand to carve one from); the sweeper gets NaN", cfg.optimized_metric)
         return float("nan")
     return optimized_value(cfg.optimized_metric, metrics)
 

@@ -74,6 +74,22 @@ def test_a_failed_job_finishes_its_wandb_run(tmp_path, shared_data, planted_stor
     assert finished_run(run_file)["exit_code"] == 1
 
 
+def test_a_run_without_validation_gives_the_sweeper_nan_and_says_why(tmp_path, shared_data, planted_store, caplog):
+    """The sweeper's value comes from what the run validated: none here (data.val_fraction=0), so NaN, with a
+    warning naming the metric; the final epoch is still tested."""
+    import math
+
+    from bamir.train import train_task
+
+    cfg = _train_cfg(tmp_path, shared_data, "data.val_fraction=0", "trainer.max_epochs=1")
+    with caplog.at_level("WARNING", logger="bamir.train"):
+        value = train_task(cfg)
+    assert math.isnan(value)
+    assert "optimized_metric=val/auc_global: this run validated nothing" in caplog.text
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "test/auc_global" in metrics and not any(key.startswith("val/") for key in metrics)
+
+
 def test_the_best_epoch_everywhere(tmp_path, shared_data, planted_store, monkeypatch):
     """Validation and test rows describe the best checkpoint; W&B summarises each val metric by its best."""
     import pandas as pd
