@@ -274,7 +274,8 @@ def make_world(cfg: dict, rng: np.random.Generator) -> World:
                          f"lower max_positives (now {cfg['max_positives']}) or raise influencers")
     pool_max = max(int(counts.sum() * 15), n_target * 2)
     pool = make_pool(cfg, pool_max, rng)
-    raw = affinity_terms(brands, pool, pool_scales(pool))
+    influencer_scales = pool_scales(pool)
+    raw = affinity_terms(brands, pool, influencer_scales)
     scales = _scales(raw)
     terms = {k: ((v - scales[k][0]) / scales[k][1]).astype(np.float32) for k, v in raw.items()}
     affinity = sum(float(aff[k]) * terms[k] for k in AFFINITY_TERMS)
@@ -324,7 +325,7 @@ def make_world(cfg: dict, rng: np.random.Generator) -> World:
     influencers = Accounts(*(getattr(pool, f.name)[keep] for f in fields(Accounts)))
     test = _test_brands(brands.category, int(cfg["test_brands"]), rng)
     return World(brands, influencers, affinity[:, keep].astype(np.float32),
-                 {k: v[:, keep] for k, v in terms.items()}, scales, pool_scales(pool),
+                 {k: v[:, keep] for k, v in terms.items()}, scales, influencer_scales,
                  positives, pos_scores, test, m)
 
 
