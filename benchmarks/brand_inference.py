@@ -37,8 +37,7 @@ from bamir.config import CONFIG_MODULE
 from bamir.data.synthetic.generator import drawn_world
 from bamir.data.synthetic.world import BRAND_LATENTS, brand_affinity, expected_reach
 from bamir.metrics import ranking_metrics
-from bamir.models.oracle import load_affinity
-from bamir.train import build_data, build_model
+from bamir.train import build_data, build_model, build_store
 
 ALPHAS = np.logspace(-2, 5, 30)
 COLUMNS = ("auc_global", "mrr")
@@ -55,21 +54,17 @@ def latent_targets(world, rows: np.ndarray) -> dict[str, np.ndarray]:
     return {"theta": theta, "style": b.style[rows], "targets": targets, "reach": b.reach[rows, None]}
 
 
-def fold_scores(cfg, fold: int) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """``({row: metrics}, {latent: R^2 on the evaluated brands})`` of one fold."""
+def fold_scores(cfg, fold: int, world, weights: dict) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """``({row: metrics}, {latent: R^2 on the evaluated brands})`` of one fold; ``weights``: the affinity's."""
     cfg.data.cv_fold = fold
     dm = build_data(cfg)
     ceiling = build_model(cfg, dm)
     ceiling.attach_data(dm)
-    drawn = drawn_world(cfg.dataset.raw)
-    if drawn is None:
-        raise SystemExit(f"{cfg.dataset.raw}: not a dataset of this project's generator (no world to compare with)")
-    world, world_cfg = drawn
-    _, brand_rows, _ = load_affinity(dm.store)
-    index = {int(r): k for k, r in enumerate(brand_rows)}
     split = dm.test_split
     fitting = torch.unique(dm.train_data.brands)
-    fit, evaluated = (np.array([index[int(r)] for r in rows]) for rows in (fitting, split.brands))
+    fit, evaluated = (ceiling.brand_index[rows].numpy() for rows in (fitting, split.brands))  # the world's brand indices
+    if not np.allclose(ceiling.affinity[torch.as_tensor(evaluated)].numpy(), world.affinity[evaluated], atol=1e-5):
+        raise SystemExit(f"{cfg.dataset.store}: its planted affinity is not the world of {cfg.dataset.raw}")
 
     def features(rows: torch.Tensor) -> np.ndarray:
         return torch.cat([dm.features[m][rows] for m in sorted(dm.features)], dim=1).double().numpy()
@@ -83,7 +78,7 @@ def fold_scores(cfg, fold: int) -> tuple[dict[str, dict[str, float]], dict[str, 
     def rows_of(known: tuple[str, ...]) -> np.ndarray:
         latents = {k: (truth if k in known else predicted)[k] for k in BRAND_LATENTS}
         latents["reach"] = expected_reach(world)[evaluated] if "expected reach" in known else latents["reach"][:, 0]
-        return brand_affinity(world, world_cfg["affinity"], evaluated, **latents)
+        return brand_affinity(world, weights, evaluated, **latents)
 
     variants = {"true latents (oracle; feature ceiling)": BRAND_LATENTS, "latents read from its features": ()}
     variants.update({f"... {name} known": (name,) for name in BRAND_LATENTS})
@@ -121,11 +116,16 @@ def main() -> None:
     args = parser.parse_args()
     with initialize_config_module(version_base="1.3", config_module=CONFIG_MODULE):
         cfg = compose("train", overrides=[*args.overrides, "model=feature_ceiling", "logger=none"])
+    build_store(cfg)
+    drawn = drawn_world(cfg.dataset.raw)
+    if drawn is None:
+        raise SystemExit(f"{cfg.dataset.raw}: not a dataset of this project's generator (no world to compare with)")
+    world, world_cfg = drawn
     per_fold = []
     for fold in range(int(cfg.data.cv_folds)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            per_fold.append(fold_scores(cfg, fold))
+            per_fold.append(fold_scores(cfg, fold, world, world_cfg["affinity"]))
         print(f"fold {fold}: done", flush=True)
     results = {key: {c: float(np.mean([f[0][key][c] for f in per_fold])) for c in COLUMNS} for key in per_fold[0][0]}
     r2 = {name: float(np.mean([f[1][name] for f in per_fold])) for name in BRAND_LATENTS}
