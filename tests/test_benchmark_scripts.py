@@ -1,7 +1,7 @@
 """The scripts of ``benchmarks/`` run at their smallest sizes: those of ``benchmarks/gpu.sh`` on the
 CPU (a session lent a GPU has minutes to spend, none to debug), and the start-up timer without
-its main job (which builds the default dataset). ``gpu_check.py`` is tested with the image stages
-(tests/features/test_image.py)."""
+its main job (which builds the default dataset), and the brand-inference diagnostic on the tiny
+synthetic dataset. ``gpu_check.py`` is tested with the image stages (tests/features/test_image.py)."""
 
 from __future__ import annotations
 
