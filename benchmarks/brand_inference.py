@@ -33,11 +33,11 @@ import torch
 from hydra import compose, initialize_config_module
 from sklearn.linear_model import RidgeCV
 
-from bamir.config import CONFIG_MODULE
+from bamir.config import CONFIG_MODULE, instantiate
 from bamir.data.synthetic.generator import drawn_world
 from bamir.data.synthetic.world import BRAND_LATENTS, brand_affinity, expected_reach
 from bamir.metrics import ranking_metrics
-from bamir.train import build_data, build_model, build_store
+from bamir.train import build_model, build_store
 
 ALPHAS = np.logspace(-2, 5, 30)
 COLUMNS = ("auc_global", "mrr")
@@ -55,9 +55,11 @@ def latent_targets(world, rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def fold_scores(cfg, fold: int, world, weights: dict) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """``({row: metrics}, {latent: R^2 on the evaluated brands})`` of one fold; ``weights``: the affinity's."""
+    """``({row: metrics}, {latent: R^2 on the evaluated brands})`` of one fold; ``weights``: the affinity's.
+    The store is built (or checked fresh, about 10 s on the paper preset) once, by :func:`main`."""
     cfg.data.cv_fold = fold
-    dm = build_data(cfg)
+    dm = instantiate(cfg.data)
+    dm.setup()
     ceiling = build_model(cfg, dm)
     ceiling.attach_data(dm)
     split = dm.test_split

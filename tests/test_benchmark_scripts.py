@@ -43,16 +43,21 @@ def _figures(script: str, stdout: str, out) -> list[float]:
     return [float(row.split("|")[2])]
 
 
+def _run_script(script: str, args: list[str], cwd) -> subprocess.CompletedProcess:
+    """``benchmarks/<script>.py args`` in ``cwd`` on one torch thread, W&B off; it must succeed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{script}.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(SCRIPTS))
 def test_a_benchmark_script_runs_at_its_smallest_size(script, tmp_path):
     out = tmp_path / "result.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{script}.py"),
-                           *[a.format(out=out) for a in SCRIPTS[script]]], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    done = _run_script(script, [a.format(out=out) for a in SCRIPTS[script]], tmp_path)
     figures = _figures(script, done.stdout, out)
     assert figures and all(value > 0 for value in figures), (figures, done.stdout[-2000:])
 
@@ -62,13 +67,9 @@ def test_the_brand_inference_script_ranks_read_brands_below_known_ones(tmp_path)
     """On the tiny synthetic dataset (generated and prepared on the way, two folds): every row is
     printed, and the brands' true latents (the oracle) rank above the latents read from their features,
     and above the influencers read from theirs (the feature ceiling)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "result.json"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "brand_inference.py"), "dataset=synthetic_tiny",
-                           "data.cv_folds=2", f"paths.data_dir={tmp_path / 'data'}", "--json", str(out)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    done = _run_script("brand_inference", ["dataset=synthetic_tiny", "data.cv_folds=2",
+                                           f"paths.data_dir={tmp_path / 'data'}", "--json", str(out)], tmp_path)
     result = json.loads(out.read_text())
     rows = {key.split(" | ")[0] for key in result["metrics"]}
     assert len(rows) == 7 and result["folds"] == 2 and set(result["r2"]) == {"theta", "style", "targets", "reach"}
