@@ -1,15 +1,18 @@
 """The scripts of ``benchmarks/`` run at their smallest sizes: those of ``benchmarks/gpu.sh`` on the
 CPU (a session lent a GPU has minutes to spend, none to debug), and the start-up timer without
 its main job (which builds the default dataset), and the brand-inference diagnostic on the tiny
-synthetic dataset. ``gpu_check.py`` is tested with the image stages (tests/features/test_image.py)."""
+synthetic dataset, whose kernel read-out is also checked alone. ``gpu_check.py`` is tested with the image
+stages (tests/features/test_image.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.helpers.paths import REPO
@@ -64,17 +67,35 @@ def test_a_benchmark_script_runs_at_its_smallest_size(script, tmp_path):
 
 @pytest.mark.slow
 def test_the_brand_inference_script_ranks_read_brands_below_known_ones(tmp_path):
-    """On the tiny synthetic dataset (generated and prepared on the way, two folds): every row is
-    printed, and the brands' true latents (the oracle) rank above the latents read from their features,
-    and above the influencers read from theirs (the feature ceiling)."""
+    """On the tiny synthetic dataset (generated and prepared on the way, two folds; the kernel
+    read-out, the linear one being the same path with another regression): every row is printed, and
+    the brands' true latents (the oracle) rank above the latents read from their features, and above
+    the influencers read from theirs (the feature ceiling)."""
     out = tmp_path / "result.json"
-    done = _run_script("brand_inference", ["dataset=synthetic_tiny", "data.cv_folds=2",
+    done = _run_script("brand_inference", ["dataset=synthetic_tiny", "data.cv_folds=2", "--readout", "kernel",
                                            f"paths.data_dir={tmp_path / 'data'}", "--json", str(out)], tmp_path)
     result = json.loads(out.read_text())
     rows = {key.split(" | ")[0] for key in result["metrics"]}
     assert len(rows) == 7 and result["folds"] == 2 and set(result["r2"]) == {"theta", "style", "targets", "reach"}
+    assert result["readout"] == "kernel"
     oracle = result["metrics"]["true latents (oracle; feature ceiling) | true"]["auc_global"]
     read = result["metrics"]["latents read from its features | true"]["auc_global"]
     ceiling = result["metrics"]["true latents (oracle; feature ceiling) | read"]["auc_global"]
     assert oracle > read + 0.1 and oracle > ceiling
     assert all(line in done.stdout for line in ("| latents read from its features |", "| ... theta known |"))
+
+
+def test_the_kernel_readout_fits_latents_the_linear_one_cannot():
+    """brand_inference's ``--readout kernel`` on two curved latents around 5 (sin and square of the
+    features): RBF kernel ridge recovers them on held-out rows, the linear ridge does not."""
+    spec = importlib.util.spec_from_file_location("brand_inference", REPO / "benchmarks" / "brand_inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    y = 5 + np.stack([np.sin(x[:, 0]), x[:, 1] ** 2], axis=1)
+    r2 = {}
+    for kind in ("ridge", "kernel"):
+        predicted = module.readout(kind, x.shape[1]).fit(x[:200], y[:200]).predict(x[200:])
+        r2[kind] = 1 - ((predicted - y[200:]) ** 2).sum() / ((y[200:] - y[200:].mean(0)) ** 2).sum()
+    assert r2["kernel"] > 0.95 and r2["ridge"] < 0.5, r2
