@@ -39,6 +39,7 @@ from hydra import compose, initialize_config_module
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import RidgeCV
+from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.preprocessing import StandardScaler
 
@@ -51,6 +52,9 @@ from bamir.train import build_model, build_store
 ALPHAS = np.logspace(-2, 5, 30)
 #: RBF widths, times 1 / (number of features: the standardised features' mean squared distance is about 2x that)
 GAMMAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+COLUMNS = ("auc_global", "mrr")
+#: the influencer side: their true latents (the oracle's), or read from their features (the feature ceiling's)
+SIDES = ("true", "read")
 
 
 def readout(kind: str, n_features: int):
@@ -61,11 +65,6 @@ def readout(kind: str, n_features: int):
     # kernel ridge has no intercept: it regresses the latent's deviation from its mean over the fitting brands
     return TransformedTargetRegressor(GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=5),
                                       transformer=StandardScaler(with_std=False))
-
-
-COLUMNS = ("auc_global", "mrr")
-#: the influencer side: their true latents (the oracle's), or read from their features (the feature ceiling's)
-SIDES = ("true", "read")
 
 
 def latent_targets(world, rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -99,7 +98,7 @@ def fold_scores(cfg, fold: int, world, weights: dict, kind: str = "ridge") -> tu
     predicted, r2 = {}, {}
     for name, y in latent_targets(world, fit).items():
         predicted[name] = readout(kind, x_fit.shape[1]).fit(x_fit, y).predict(x_eval).reshape(len(evaluated), -1)
-        r2[name] = float(1 - ((predicted[name] - truth[name]) ** 2).sum() / ((truth[name] - truth[name].mean(0)) ** 2).sum())
+        r2[name] = float(r2_score(truth[name], predicted[name], multioutput="variance_weighted"))
 
     def rows_of(known: tuple[str, ...]) -> np.ndarray:
         latents = {k: (truth if k in known else predicted)[k] for k in BRAND_LATENTS}
